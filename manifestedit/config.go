@@ -1,0 +1,63 @@
+package manifestedit
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+func slicesSort(s []string) { slices.Sort(s) }
+
+// ConfigDiffIDs reads rootfs.diff_ids from an image config.
+func ConfigDiffIDs(config []byte) ([]digest.Digest, error) {
+	var c struct {
+		RootFS *struct {
+			Type    string          `json:"type"`
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if err := json.Unmarshal(config, &c); err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	if c.RootFS == nil {
+		return nil, fmt.Errorf("image config has no rootfs")
+	}
+	for i, d := range c.RootFS.DiffIDs {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("image config diff_id %d: %w", i, err)
+		}
+	}
+	return c.RootFS.DiffIDs, nil
+}
+
+// EditConfigDiffIDs returns the config with rootfs.diff_ids replaced, keeping every other field as
+// it was. When the diff_ids are unchanged it returns config itself, so the config digest (the
+// image ID) stays.
+func EditConfigDiffIDs(config []byte, diffIDs []digest.Digest) ([]byte, error) {
+	old, err := ConfigDiffIDs(config)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Equal(old, diffIDs) {
+		return config, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(config, &fields); err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	var rootfs map[string]json.RawMessage
+	if err := json.Unmarshal(fields["rootfs"], &rootfs); err != nil {
+		return nil, fmt.Errorf("parsing image config rootfs: %w", err)
+	}
+	b, err := json.Marshal(diffIDs)
+	if err != nil {
+		return nil, err
+	}
+	rootfs["diff_ids"] = b
+	if fields["rootfs"], err = marshalOrdered(rootfs, []string{"type", "diff_ids"}); err != nil {
+		return nil, err
+	}
+	return marshalOrdered(fields, []string{"created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs", "history"})
+}

@@ -1,0 +1,66 @@
+// Package manifestedit decides what a conversion does to manifests, configs and indexes, and
+// whether it may happen at all. Everything here is a pure function of its arguments: no I/O, no
+// clocks. The pipeline (package convert) asks these functions and never decides on its own.
+package manifestedit
+
+import "fmt"
+
+// Code is a stable refusal code. Codes appear in error text, in --report JSON and in the README;
+// they never change meaning.
+type Code string
+
+const (
+	// DestSchema2NoZstd: zstd and zstd:chunked layers need an OCI manifest, and the destination (or
+	// --format v2s2) can only hold Docker schema2.
+	DestSchema2NoZstd Code = "DEST_SCHEMA2_NO_ZSTD"
+	// DestSchema2NoAnnotations: the target format depends on layer annotations, which Docker schema2
+	// cannot carry.
+	DestSchema2NoAnnotations Code = "DEST_SCHEMA2_NO_ANNOTATIONS"
+	// DestNoIndex: the source is a multi-platform index and the destination can hold one image only.
+	DestNoIndex Code = "DEST_NO_INDEX"
+	// UnsupportedManifest: the source manifest type cannot be converted.
+	UnsupportedManifest Code = "UNSUPPORTED_MANIFEST"
+	// EncryptedLayer: an ocicrypt-encrypted layer cannot be read, so it cannot be converted.
+	EncryptedLayer Code = "ENCRYPTED_LAYER"
+	// NoMatchingPlatform: --platform matched nothing in the source index.
+	NoMatchingPlatform Code = "NO_MATCHING_PLATFORM"
+
+	// Codes decided from layer content, mid-run (still before any manifest is written).
+
+	// SourceDiffIDMismatch: a source layer does not decompress to the diff_id its config claims.
+	SourceDiffIDMismatch Code = "SOURCE_DIFFID_MISMATCH"
+	// DiffIDNotPreserved: a lossless conversion would have changed a layer's diff_id.
+	DiffIDNotPreserved Code = "DIFFID_NOT_PRESERVED"
+	// DuplicatePath: the layer holds one path twice, which the target format cannot represent.
+	DuplicatePath Code = "DUPLICATE_PATH"
+	// PAXGlobalHeader: the layer has a PAX global header, which the target format cannot represent.
+	PAXGlobalHeader Code = "PAX_GLOBAL_HEADER"
+	// UnknownLayerFormat: the layer's bytes are not a tar, gzip or zstd stream fmtconv can read.
+	UnknownLayerFormat Code = "UNKNOWN_LAYER_FORMAT"
+)
+
+// Refusal is a conversion fmtconv will not do, with the reason and what to do instead.
+type Refusal struct {
+	Code Code
+	// Subject names what is refused: a manifest digest, a layer digest, a destination.
+	Subject string
+	Reason  string
+	Instead string
+}
+
+func (r *Refusal) Error() string {
+	s := fmt.Sprintf("refused (%s)", r.Code)
+	if r.Subject != "" {
+		s += " " + r.Subject
+	}
+	s += ": " + r.Reason
+	if r.Instead != "" {
+		s += "; " + r.Instead
+	}
+	return s
+}
+
+// Refuse builds a Refusal.
+func Refuse(code Code, subject, reason, instead string) *Refusal {
+	return &Refusal{Code: code, Subject: subject, Reason: reason, Instead: instead}
+}
