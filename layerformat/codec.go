@@ -114,3 +114,18 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// ContentError is a layer whose content the target format cannot represent (duplicate paths, a
+// PAX global header, ...). Code is the stable refusal code.
+type ContentError struct {
+	Code   string
+	Path   string
+	Reason string
+}
+
+func (e *ContentError) Error() string {
+	if e.Path != "" {
+		return fmt.Sprintf("%s: %s", e.Path, e.Reason)
+	}
+	return e.Reason
+}

@@ -96,3 +96,13 @@ func DefaultLevel(k Kind) int {
 
 // Compressed reports whether layers of kind k are compressed (so a media type needs a suffix).
 func (k Kind) Compressed() bool { return k != Uncompressed }
+
+// KeepsDiffID reports whether converting to kind k keeps every layer's uncompressed stream (and so
+// its diff_id) bit for bit. eStargz and Nydus rebuild the tar; the others only recompress it.
+func KeepsDiffID(k Kind) bool {
+	switch k {
+	case Uncompressed, Gzip, Zstd, ZstdChunked:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/fmtconv/fmtconv/convert"
+	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/transport"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+func transportFlags(prefix, side string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: prefix + "-authfile", Usage: "auth file for the " + side + " (default: the standard containers auth files)"},
+		&cli.StringFlag{Name: prefix + "-creds", Usage: "USER[:PASSWORD] for the " + side + " registry"},
+		&cli.BoolFlag{Name: prefix + "-tls-verify", Value: true, Usage: "verify TLS for the " + side + " registry"},
+		&cli.StringFlag{Name: prefix + "-cert-dir", Usage: "directory of certificates for the " + side + " registry"},
+	}
+}
+
+func transportOptions(c *cli.Context, prefix string) transport.Options {
+	o := transport.Options{AuthFile: c.String(prefix + "-authfile"), Creds: c.String(prefix + "-creds"), CertDir: c.String(prefix + "-cert-dir")}
+	if c.IsSet(prefix + "-tls-verify") {
+		v := c.Bool(prefix + "-tls-verify")
+		o.TLSVerify = &v
+	}
+	return o
+}
+
+func convertCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "to", Required: true, Usage: "target layer format: uncompressed, gzip, zstd, zstd:chunked"},
+		&cli.IntFlag{Name: "compression-level", Value: -1, DefaultText: "gzip 6, zstd 3, zstd:chunked 3", Usage: "compression level"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "manifest type: oci or v2s2 (default: keep the source's where the target allows)"},
+		&cli.StringSliceFlag{Name: "platform", Usage: "convert only this os/arch[/variant] of an index (repeatable)"},
+		&cli.BoolFlag{Name: "force", Usage: "re-encode layers that are already in the target format"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "layers converted at once"},
+		&cli.StringFlag{Name: "digestfile", Usage: "write the digest of the top-level output manifest or index to `FILE`"},
+		&cli.StringFlag{Name: "report", Usage: "write a JSON report, one entry per layer, to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "tmpdir", Usage: "directory for temporary layer files (default $TMPDIR)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
+	}
+	flags = append(flags, transportFlags("src", "source")...)
+	flags = append(flags, transportFlags("dest", "destination")...)
+	return &cli.Command{
+		Name:      "convert",
+		Usage:     "convert an image or index to another layer format",
+		ArgsUsage: "SRC DST",
+		Description: `Reads SRC, converts every layer to the --to format and writes DST. Flags may come before or after SRC and DST.
+
+Examples:
+   fmtconv convert oci:./app:1.0 oci:./out:1.0 --to zstd:chunked
+   fmtconv convert docker://registry.example/app:1.0 docker://registry.example/app:1.0-zstd --to zstd
+   fmtconv convert dir:./img docker-archive:./img.tar:app:1.0 --to gzip --format v2s2
+   fmtconv convert docker://registry.example/multi:1 oci:./amd64:1 --to zstd --platform linux/amd64 --report -`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return usageError("convert needs SRC and DST, got %d arguments", c.NArg())
+			}
+			target, err := layerformat.ParseTarget(c.String("to"))
+			if err != nil {
+				return usageError("--to: %v", err)
+			}
+			var platforms []convert.Platform
+			for _, s := range c.StringSlice("platform") {
+				p, err := convert.ParsePlatform(s)
+				if err != nil {
+					return usageError("--platform: %v", err)
+				}
+				platforms = append(platforms, p)
+			}
+			opts := convert.Options{
+				Target:         target,
+				Level:          c.Int("compression-level"),
+				ManifestFormat: c.String("format"),
+				Platforms:      platforms,
+				Force:          c.Bool("force"),
+				Jobs:           c.Int("jobs"),
+				Src:            transportOptions(c, "src"),
+				Dst:            transportOptions(c, "dest"),
+				TempDir:        c.String("tmpdir"),
+			}
+			var bars *progressBars
+			if !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())) {
+				bars = newProgressBars(c.App.ErrWriter)
+				opts.Progress = bars
+			}
+			rep, err := convert.Convert(c.Context, c.Args().Get(0), c.Args().Get(1), opts)
+			if bars != nil {
+				bars.Wait()
+			}
+			if err != nil {
+				return err
+			}
+			if p := c.String("digestfile"); p != "" {
+				if err := os.WriteFile(p, []byte(rep.Digest.String()), 0o644); err != nil {
+					return fmt.Errorf("--digestfile: %w", err)
+				}
+			}
+			if p := c.String("report"); p != "" {
+				if err := writeJSON(p, c.App.Writer, rep); err != nil {
+					return fmt.Errorf("--report: %w", err)
+				}
+			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+			}
+			if !c.Bool("quiet") && c.String("report") != "-" {
+				fmt.Fprintf(c.App.ErrWriter, "wrote %s %s (%d manifests, %d layers, %.1fs)\n", c.Args().Get(1), rep.Digest, len(rep.Manifests), len(rep.Layers), rep.Seconds)
+			}
+			return nil
+		},
+	}
+}

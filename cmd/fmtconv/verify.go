@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/fmtconv/fmtconv/verify"
+	"github.com/urfave/cli/v2"
+)
+
+func verifyCommand() *cli.Command {
+	flags := append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}}, transportFlags("src", "image")...)
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check that an image is what its manifests claim",
+		ArgsUsage: "IMAGE",
+		Description: `Checks every manifest, config and blob digest and size, each layer's format against its media type
+and annotations, and each layer's uncompressed digest against its diff_id.
+Exit status: 0 valid, 1 invalid, 2 could not check.
+
+Examples:
+   fmtconv verify oci:./out:1.0
+   fmtconv verify docker://registry.example/app:1.0 --json`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError("verify needs one IMAGE, got %d arguments", c.NArg())
+			}
+			res, err := verify.Verify(c.Context, c.Args().First(), verify.Options{Src: transportOptions(c, "src")})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if err := writeJSON("-", c.App.Writer, res); err != nil {
+					return err
+				}
+			} else {
+				printVerify(c.App.Writer, res)
+			}
+			if !res.Valid {
+				return &exitError{code: exitInvalid}
+			}
+			return nil
+		},
+	}
+}
+
+func printVerify(w io.Writer, res *verify.Result) {
+	layers := 0
+	for _, m := range res.Manifests {
+		layers += len(m.Layers)
+	}
+	for _, f := range res.Findings {
+		loc := string(f.Manifest)
+		if f.Layer != nil {
+			loc += fmt.Sprintf(" layer %d", *f.Layer)
+		}
+		if f.Path != "" {
+			loc += " " + f.Path
+		}
+		fmt.Fprintf(w, "%-7s %-24s %s: %s\n", f.Severity, f.Check, loc, f.Message)
+	}
+	status := "valid"
+	if !res.Valid {
+		status = "INVALID"
+	}
+	fmt.Fprintf(w, "%s: %s (%d manifests, %d layers, %d findings)\n", res.Image, status, len(res.Manifests), layers, len(res.Findings))
+}
+
+func inspectCommand() *cli.Command {
+	flags := append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}}, transportFlags("src", "image")...)
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show each manifest and layer with its detected format",
+		ArgsUsage: "IMAGE",
+		Description: `Examples:
+   fmtconv inspect oci:./out:1.0
+   fmtconv inspect docker://registry.example/app:1.0 --json`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError("inspect needs one IMAGE, got %d arguments", c.NArg())
+			}
+			res, err := verify.Inspect(c.Context, c.Args().First(), verify.Options{Src: transportOptions(c, "src")})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return writeJSON("-", c.App.Writer, res)
+			}
+			fmt.Fprintf(c.App.Writer, "%s %s %s\n", res.Image, res.MediaType, res.Digest)
+			for _, m := range res.Manifests {
+				fmt.Fprintf(c.App.Writer, "manifest %s %s %s config %s\n", m.Platform, m.MediaType, m.Digest, m.Config)
+				for _, l := range m.Layers {
+					fmt.Fprintf(c.App.Writer, "  layer %d %-28s %10d %s diff_id %s\n", l.Index, l.Format, l.Size, l.Digest, l.DiffID)
+				}
+			}
+			for _, f := range res.Findings {
+				fmt.Fprintf(c.App.Writer, "%s %s: %s\n", f.Severity, f.Check, f.Message)
+			}
+			return nil
+		},
+	}
+}

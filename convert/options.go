@@ -1,0 +1,143 @@
+// Package convert is the conversion pipeline: read an image (or index) from a source transport,
+// detect each layer's real format, decode it to a tar stream and encode it to the target format,
+// edit the manifests and configs as package manifestedit decides, and write everything to the
+// destination: blobs first, then manifests, then the index, then the commit.
+package convert
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/transport"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Options control a conversion.
+type Options struct {
+	// Target is the layer format to write.
+	Target layerformat.Kind
+	// Level is the compression level; a negative value means the target's default.
+	Level int
+	// ManifestFormat is "", "oci" or "v2s2" (see manifestedit.Format*).
+	ManifestFormat string
+	// Platforms filters the instances of an index; empty keeps every platform.
+	Platforms []Platform
+	// Force re-encodes layers that are already in the target format.
+	Force bool
+	// Jobs bounds how many layers are converted at once (0 = 2).
+	Jobs int
+	// Src and Dst configure the transports (credentials, TLS, certificates).
+	Src, Dst transport.Options
+	// TempDir holds one temporary file per running job ("" = the system default).
+	TempDir string
+	// Progress, if set, is told about each layer as it is read.
+	Progress Progress
+}
+
+// Progress receives per-layer progress.
+type Progress interface {
+	// Layer is called when a layer starts; the returned LayerProgress is fed the source bytes.
+	Layer(d ocispec.Descriptor, action string) LayerProgress
+}
+
+// LayerProgress is one layer's progress.
+type LayerProgress interface {
+	Add(n int64)
+	Done(err error)
+}
+
+// Platform selects index instances.
+type Platform struct{ OS, Architecture, Variant string }
+
+// ParsePlatform parses "os/arch[/variant]".
+func ParsePlatform(s string) (Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return Platform{}, fmt.Errorf("platform %q: want os/arch[/variant]", s)
+	}
+	p := Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
+func (p Platform) String() string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// Matches reports whether an index entry's platform is selected by p.
+func (p Platform) Matches(q *ocispec.Platform) bool {
+	if q == nil || q.OS != p.OS || q.Architecture != p.Architecture {
+		return false
+	}
+	if p.Variant == "" {
+		return true
+	}
+	v := q.Variant
+	if v == "" && q.Architecture == "arm64" {
+		v = "v8"
+	}
+	return v == p.Variant
+}
+
+func platformString(q *ocispec.Platform) string {
+	if q == nil {
+		return ""
+	}
+	return Platform{q.OS, q.Architecture, q.Variant}.String()
+}
+
+// Report says what a conversion did. It is written as JSON by --report.
+type Report struct {
+	Source      string           `json:"source"`
+	Destination string           `json:"destination"`
+	Target      string           `json:"target"`
+	Level       int              `json:"level"`
+	Digest      digest.Digest    `json:"digest"`
+	MediaType   string           `json:"mediaType"`
+	Manifests   []ManifestReport `json:"manifests"`
+	Layers      []LayerReport    `json:"layers"`
+	Warnings    []string         `json:"warnings,omitempty"`
+	Seconds     float64          `json:"seconds"`
+}
+
+// ManifestReport is one image manifest written.
+type ManifestReport struct {
+	Platform       string        `json:"platform,omitempty"`
+	SourceDigest   digest.Digest `json:"sourceDigest"`
+	Digest         digest.Digest `json:"digest"`
+	MediaType      string        `json:"mediaType"`
+	SourceConfig   digest.Digest `json:"sourceConfig"`
+	Config         digest.Digest `json:"config"`
+	ConfigRewrites bool          `json:"configRewritten"`
+	PassedThrough  bool          `json:"passedThrough,omitempty"`
+}
+
+// LayerReport is one layer of one manifest.
+type LayerReport struct {
+	Manifest  digest.Digest `json:"manifest"`
+	Index     int           `json:"index"`
+	Source    LayerSide     `json:"source"`
+	Target    LayerSide     `json:"target"`
+	DiffID    digest.Digest `json:"diffID"`
+	TOCDigest digest.Digest `json:"tocDigest,omitempty"`
+	Seconds   float64       `json:"seconds"`
+	// Action is "reused" (the source blob as it is) or "converted".
+	Action string `json:"action"`
+	Note   string `json:"note,omitempty"`
+}
+
+// LayerSide describes a layer blob.
+type LayerSide struct {
+	Digest    digest.Digest `json:"digest"`
+	Format    string        `json:"format"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType,omitempty"`
+}

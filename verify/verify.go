@@ -1,0 +1,349 @@
+// Package verify proves an image is what its manifests claim: digests and sizes of every manifest
+// and blob, the config, each layer's real format against its media type and annotations, and each
+// layer's uncompressed digest against its diff_id. Format packages add their own checks per layer.
+// Inspect walks the same way without reading whole layers.
+package verify
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/manifestedit"
+	"github.com/fmtconv/fmtconv/transport"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Severities.
+const (
+	Error   = "error"
+	Warning = "warning"
+)
+
+// Check ids; stable, documented in the README.
+const (
+	CheckManifestDigest   = "manifest.digest"
+	CheckManifestParse    = "manifest.parse"
+	CheckConfigDigest     = "config.digest"
+	CheckConfigParse      = "config.parse"
+	CheckConfigDiffIDs    = "config.diffid-count"
+	CheckBlobDigest       = "blob.digest"
+	CheckBlobSize         = "blob.size"
+	CheckLayerDiffID      = "layer.diffid"
+	CheckLayerMediaType   = "layer.mediatype"
+	CheckLayerFormat      = "layer.format"
+	CheckLayerDecode      = "layer.decode"
+	CheckLayerTrailing    = "layer.trailing-data"
+	CheckLayerAnnotations = "layer.annotation-stale"
+)
+
+// Finding is one problem found.
+type Finding struct {
+	Check    string        `json:"check"`
+	Severity string        `json:"severity"`
+	Message  string        `json:"message"`
+	Manifest digest.Digest `json:"manifest,omitempty"`
+	Layer    *int          `json:"layer,omitempty"`
+	Blob     digest.Digest `json:"blob,omitempty"`
+	Path     string        `json:"path,omitempty"`
+}
+
+// Result is everything verify or inspect learned about an image.
+type Result struct {
+	Image     string           `json:"image"`
+	Digest    digest.Digest    `json:"digest"`
+	MediaType string           `json:"mediaType"`
+	Valid     bool             `json:"valid"`
+	Manifests []ManifestResult `json:"manifests"`
+	Findings  []Finding        `json:"findings"`
+}
+
+// ManifestResult is one image manifest.
+type ManifestResult struct {
+	Platform  string        `json:"platform,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	Config    digest.Digest `json:"config"`
+	Layers    []LayerResult `json:"layers"`
+}
+
+// LayerResult is one layer.
+type LayerResult struct {
+	Index       int               `json:"index"`
+	Digest      digest.Digest     `json:"digest"`
+	Size        int64             `json:"size"`
+	MediaType   string            `json:"mediaType"`
+	Format      string            `json:"format"`
+	DiffID      digest.Digest     `json:"diffID,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Uncompressed is the computed uncompressed digest and size (verify only).
+	UncompressedDigest digest.Digest `json:"uncompressedDigest,omitempty"`
+	UncompressedSize   int64         `json:"uncompressedSize,omitempty"`
+}
+
+// Options configure the source transport.
+type Options struct {
+	Src transport.Options
+}
+
+// Verify checks every manifest, config and layer of image name. The error is non-nil only when
+// the image could not be checked (I/O, authentication, unsupported input); problems with the
+// image itself are findings, and Result.Valid is false if any is an error.
+func Verify(ctx context.Context, name string, o Options) (*Result, error) {
+	return walk(ctx, name, o, true)
+}
+
+// Inspect reports each manifest and layer with its detected format, reading only the first bytes
+// of each layer.
+func Inspect(ctx context.Context, name string, o Options) (*Result, error) {
+	return walk(ctx, name, o, false)
+}
+
+type walker struct {
+	src  *transport.Source
+	res  *Result
+	full bool
+}
+
+func (w *walker) add(f Finding) { w.res.Findings = append(w.res.Findings, f) }
+
+func walk(ctx context.Context, name string, o Options, full bool) (*Result, error) {
+	src, err := transport.OpenSource(ctx, name, o.Src)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	w := &walker{src: src, res: &Result{Image: name, Findings: []Finding{}}, full: full}
+	top, mt, err := src.Manifest(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.res.Digest, w.res.MediaType = digest.FromBytes(top), mt
+	switch mt {
+	case layerformat.MediaTypeOCIIndex, layerformat.MediaTypeDockerManifestList:
+		ix, err := manifestedit.ParseIndex(top, mt)
+		if err != nil {
+			w.add(Finding{Check: CheckManifestParse, Severity: Error, Message: err.Error(), Manifest: w.res.Digest})
+			break
+		}
+		for _, d := range ix.Manifests {
+			raw, cmt, err := src.Manifest(ctx, &d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if got := digest.FromBytes(raw); got != d.Digest {
+				w.add(Finding{Check: CheckManifestDigest, Severity: Error, Manifest: d.Digest,
+					Message: fmt.Sprintf("index entry %s: the manifest's content has digest %s", d.Digest, got)})
+			}
+			if int64(len(raw)) != d.Size {
+				w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: d.Digest,
+					Message: fmt.Sprintf("index entry %s says %d bytes, the manifest has %d", d.Digest, d.Size, len(raw))})
+			}
+			if err := w.image(ctx, raw, cmt, d.Platform); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		if err := w.image(ctx, top, mt, nil); err != nil {
+			return nil, err
+		}
+	}
+	w.res.Valid = true
+	for _, f := range w.res.Findings {
+		if f.Severity == Error {
+			w.res.Valid = false
+		}
+	}
+	return w.res, nil
+}
+
+func (w *walker) image(ctx context.Context, raw []byte, mt string, p *ocispec.Platform) error {
+	md := digest.FromBytes(raw)
+	mr := ManifestResult{Digest: md, MediaType: mt}
+	if p != nil {
+		mr.Platform = p.OS + "/" + p.Architecture
+		if p.Variant != "" {
+			mr.Platform += "/" + p.Variant
+		}
+	}
+	m, err := manifestedit.ParseManifest(raw, mt)
+	if err != nil {
+		w.add(Finding{Check: CheckManifestParse, Severity: Error, Message: err.Error(), Manifest: md})
+		w.res.Manifests = append(w.res.Manifests, mr)
+		return nil
+	}
+	mr.Config = m.Config.Digest
+	var diffIDs []digest.Digest
+	isImage := m.Config.MediaType == layerformat.MediaTypeOCIConfig || m.Config.MediaType == layerformat.MediaTypeDockerConfig
+	if isImage {
+		cfg, err := w.readConfig(ctx, m.Config, md)
+		if err != nil {
+			return err
+		}
+		if cfg != nil {
+			if diffIDs, err = manifestedit.ConfigDiffIDs(cfg); err != nil {
+				w.add(Finding{Check: CheckConfigParse, Severity: Error, Message: err.Error(), Manifest: md, Blob: m.Config.Digest})
+			} else if len(diffIDs) != len(m.Layers) {
+				w.add(Finding{Check: CheckConfigDiffIDs, Severity: Error, Manifest: md, Blob: m.Config.Digest,
+					Message: fmt.Sprintf("the manifest has %d layers and the config %d diff_ids", len(m.Layers), len(diffIDs))})
+				diffIDs = nil
+			}
+		}
+	}
+	for i, l := range m.Layers {
+		lr := LayerResult{Index: i, Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, Annotations: l.Annotations}
+		if diffIDs != nil {
+			lr.DiffID = diffIDs[i]
+		}
+		if isImage {
+			if err := w.layer(ctx, md, l, &lr); err != nil {
+				return err
+			}
+		}
+		mr.Layers = append(mr.Layers, lr)
+	}
+	w.res.Manifests = append(w.res.Manifests, mr)
+	return nil
+}
+
+func (w *walker) readConfig(ctx context.Context, d ocispec.Descriptor, md digest.Digest) ([]byte, error) {
+	const max = 32 << 20
+	if d.Size > max {
+		w.add(Finding{Check: CheckConfigParse, Severity: Error, Manifest: md, Blob: d.Digest, Message: fmt.Sprintf("config claims %d bytes, over the %d limit", d.Size, max)})
+		return nil, nil
+	}
+	rc, err := w.src.Blob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	if got := digest.FromBytes(b); got != d.Digest {
+		w.add(Finding{Check: CheckConfigDigest, Severity: Error, Manifest: md, Blob: d.Digest, Message: fmt.Sprintf("config content has digest %s", got)})
+	}
+	if int64(len(b)) != d.Size {
+		w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: md, Blob: d.Digest, Message: fmt.Sprintf("config has %d bytes, its descriptor says %d", len(b), d.Size)})
+	}
+	return b, nil
+}
+
+// countingHash hashes and counts what passes through it.
+type countingHash struct {
+	r io.Reader
+	h interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func (c *countingHash) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingHash) digest() digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, c.h.Sum(nil))
+}
+
+func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult) error {
+	idx := lr.Index
+	find := func(check, sev, msg string) {
+		w.add(Finding{Check: check, Severity: sev, Message: msg, Manifest: md, Layer: &idx, Blob: l.Digest})
+	}
+	rc, err := w.src.Blob(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	blob := &countingHash{r: rc, h: sha256.New()}
+	br := bufio.NewReaderSize(blob, 1<<20)
+	head, err := br.Peek(layerformat.HeadSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	f := layerformat.Detect(l.MediaType, l.Annotations, head)
+	lr.Format = f.String()
+	claimed := layerformat.KindFromMediaType(l.MediaType)
+	bytesKind := f.Kind
+	if bytesKind == layerformat.Estargz {
+		bytesKind = layerformat.Gzip
+	}
+	if bytesKind == layerformat.ZstdChunked {
+		bytesKind = layerformat.Zstd
+	}
+	switch {
+	case f.Kind == layerformat.Unknown:
+		find(CheckLayerFormat, Error, "the blob is not a tar, gzip or zstd stream")
+	case claimed != bytesKind && claimed != layerformat.NydusBlob && claimed != layerformat.Encrypted:
+		find(CheckLayerMediaType, Error, fmt.Sprintf("media type %s says %s, the bytes are %s", l.MediaType, claimed, bytesKind))
+	}
+	for _, k := range staleAnnotations(f, l.Annotations) {
+		find(CheckLayerAnnotations, Error, fmt.Sprintf("annotation %s belongs to another format than this %s layer", k, f))
+	}
+	if !w.full {
+		return nil
+	}
+	if f.Kind == layerformat.Uncompressed || f.Kind == layerformat.Gzip || f.Kind == layerformat.Estargz ||
+		f.Kind == layerformat.Zstd || f.Kind == layerformat.ZstdChunked {
+		dec, err := layerformat.Decode(f, br)
+		if err == nil {
+			tar := &countingHash{r: dec, h: sha256.New()}
+			_, err = io.Copy(io.Discard, layerformat.ContextReader(ctx, tar))
+			dec.Close()
+			lr.UncompressedDigest, lr.UncompressedSize = tar.digest(), tar.n
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
+		} else if lr.DiffID != "" && lr.UncompressedDigest != lr.DiffID {
+			find(CheckLayerDiffID, Error, fmt.Sprintf("the layer decompresses to %s, the config's diff_id is %s", lr.UncompressedDigest, lr.DiffID))
+		}
+		if n, _ := io.Copy(io.Discard, br); n > 0 {
+			find(CheckLayerTrailing, Error, fmt.Sprintf("%d bytes follow the end of the compressed stream", n))
+		}
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	if got := blob.digest(); got != l.Digest {
+		find(CheckBlobDigest, Error, fmt.Sprintf("the blob's content has digest %s", got))
+	}
+	if blob.n != l.Size {
+		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.n, l.Size))
+	}
+	return nil
+}
+
+// staleAnnotations lists annotations of a format the layer is not in (an eStargz TOC digest on a
+// plain zstd layer after a re-push, for instance).
+func staleAnnotations(f layerformat.Format, ann map[string]string) []string {
+	var out []string
+	for k := range ann {
+		if !layerformat.IsFormatAnnotation(k) {
+			continue
+		}
+		owned := false
+		for _, o := range layerformat.OwnedAnnotations(f.Kind) {
+			if o == k {
+				owned = true
+			}
+		}
+		if !owned {
+			out = append(out, k)
+		}
+	}
+	return out
+}
