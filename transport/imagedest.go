@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,6 +19,8 @@ type imageDestination struct {
 	dst      types.ImageDestination
 	toplevel []byte
 	topType  string
+	// putMu serialises PutBlob for destinations that say they cannot take parallel uploads.
+	putMu *sync.Mutex
 }
 
 func openImageDestination(ctx context.Context, name string, o Options) (*imageDestination, error) {
@@ -33,7 +36,11 @@ func openImageDestination(ctx context.Context, name string, o Options) (*imageDe
 	if err != nil {
 		return nil, fmt.Errorf("opening destination %q: %w", name, err)
 	}
-	return &imageDestination{name: name, ref: ref, dst: dst}, nil
+	d := &imageDestination{name: name, ref: ref, dst: dst}
+	if !dst.HasThreadSafePutBlob() {
+		d.putMu = &sync.Mutex{}
+	}
+	return d, nil
 }
 
 func (d *imageDestination) Name() string            { return d.name }
@@ -57,6 +64,10 @@ func (d *imageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor)
 
 func (d *imageDestination) PutBlob(ctx context.Context, r io.Reader, desc ocispec.Descriptor, isConfig bool) error {
 	info := types.BlobInfo{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}
+	if d.putMu != nil {
+		d.putMu.Lock()
+		defer d.putMu.Unlock()
+	}
 	got, err := d.dst.PutBlob(ctx, VerifyingReader(r, desc.Digest, desc.Size), info, cache, isConfig)
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)

@@ -93,6 +93,17 @@ func (s *Source) Name() string { return s.name }
 // Transport is the source's transport name ("docker", "oci", "dir", ...).
 func (s *Source) Transport() string { return s.ref.Transport().Name() }
 
+// SynthesizesManifest reports whether containers/image makes the manifest up for this transport
+// (docker-archive: lists every layer as tar.gzip under its diff_id and serves it uncompressed), so
+// that layer media types there say nothing about the stored bytes.
+func (s *Source) SynthesizesManifest() bool {
+	switch s.Transport() {
+	case "docker-archive", "docker-daemon":
+		return true
+	}
+	return false
+}
+
 // Manifest returns the top-level manifest (instance nil) or one instance of an index.
 func (s *Source) Manifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
 	b, mt, err := s.src.GetManifest(ctx, instance)

@@ -1,0 +1,44 @@
+# containers/image needs these build tags (no gpgme cgo, no storage graph drivers); see README.
+export GOFLAGS := -buildvcs=false -tags=containers_image_openpgp,containers_image_storage_stub
+GO ?= go
+BIN := bin/fmtconv
+IMAGES := testdata/images
+DEMO_OUT := $(IMAGES)/out
+
+.PHONY: build test test-go demo bench lint testdata peers clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fmtconv
+
+# Every test, with the peers (skopeo, containerd, podman, erofs-utils, ...) installed first.
+test: peers
+	$(GO) test -count=1 -timeout 18m ./...
+
+# Tests only, for a machine that already has the peers.
+test-go:
+	$(GO) test -count=1 -timeout 18m ./...
+
+peers:
+	@if [ "$$(id -u)" = 0 ]; then scripts/setup-peers.sh; else echo "not root: peers are not installed (tests that need them skip loudly; CI=true makes them fail)"; fi
+
+testdata:
+	rm -rf $(IMAGES)/gen && $(GO) run ./internal/testimages/cmd/genimages $(IMAGES)/gen
+
+# Converts a generated sample image to every target and prints each per-layer report.
+demo: build testdata
+	@rm -rf $(DEMO_OUT)
+	@for t in uncompressed gzip zstd zstd:chunked; do \
+		tag=$$(echo $$t | tr : -); echo "== fmtconv convert oci:$(IMAGES)/gen/multi-format:latest oci:$(DEMO_OUT):$$tag --to $$t"; \
+		./$(BIN) convert oci:$(IMAGES)/gen/multi-format:latest "oci:$(DEMO_OUT):$$tag" --to $$t --report $(DEMO_OUT)-$$tag.json || exit 1; \
+		./$(BIN) verify "oci:$(DEMO_OUT):$$tag" | tail -1 || exit 1; \
+	done
+
+bench: build
+	$(GO) run ./internal/bench
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(IMAGES)/gen $(DEMO_OUT) $(DEMO_OUT)-*.json
