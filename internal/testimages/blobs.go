@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "crypto/sha256" // registers sha256 for go-digest
 	"fmt"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -54,11 +55,15 @@ func Compress(tar []byte, c Compression) ([]byte, error) {
 	case Uncompressed:
 		return bytes.Clone(tar), nil
 	case Gzip:
-		// A fresh Writer has an empty Header: no name, no comment, zero mtime.
+		// A fresh Writer has no name and no comment. Its zero ModTime is
+		// not enough: klauspost/compress writes uint32(ModTime.Unix())
+		// unconditionally, which for the zero time.Time is 0x886e0900, so
+		// set the Unix epoch to get the "no mtime" value 0.
 		zw, err := gzip.NewWriterLevel(&buf, GzipLevel)
 		if err != nil {
 			return nil, err
 		}
+		zw.ModTime = time.Unix(0, 0)
 		if _, err := zw.Write(tar); err != nil {
 			return nil, err
 		}
