@@ -138,22 +138,28 @@ func (c *converter) run(ctx context.Context) error {
 		return err
 	}
 
-	// Manifests and configs; then the index; then the commit.
-	instanceTypes := make([]string, 0, len(images))
+	// Every config blob, then every manifest; then the index; then the commit. No manifest is
+	// written while a blob of the same run is still to come.
+	edited := make([]*editedImage, len(images))
 	for k, img := range images {
-		var inst *digest.Digest
-		if index != nil {
-			inst = new(digest.Digest)
-		}
-		desc, err := c.writeImage(ctx, img, inst)
-		if err != nil {
+		if edited[k], err = c.editImage(ctx, img); err != nil {
 			return err
 		}
-		instanceTypes = append(instanceTypes, desc.MediaType)
+	}
+	instanceTypes := make([]string, 0, len(images))
+	for k, e := range edited {
+		var inst *digest.Digest
 		if index != nil {
-			changes[slots[k]] = manifestedit.InstanceChange{Digest: desc}
+			inst = &e.desc.Digest
+		}
+		if err := c.dst.PutManifest(ctx, e.raw, e.desc.MediaType, inst); err != nil {
+			return err
+		}
+		instanceTypes = append(instanceTypes, e.desc.MediaType)
+		if index != nil {
+			changes[slots[k]] = manifestedit.InstanceChange{Digest: e.desc}
 		} else {
-			c.report.Digest, c.report.MediaType = desc.Digest, desc.MediaType
+			c.report.Digest, c.report.MediaType = e.desc.Digest, e.desc.MediaType
 		}
 	}
 	if index != nil {
@@ -292,16 +298,20 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 	return g.Wait()
 }
 
-// writeImage writes an image's config and manifest (its layers are already written).
-func (c *converter) writeImage(ctx context.Context, img *image, instance *digest.Digest) (ocispec.Descriptor, error) {
+// editedImage is an image manifest ready to be written.
+type editedImage struct {
+	raw  []byte
+	desc ocispec.Descriptor
+}
+
+// editImage writes an image's config (its layers are already written) and returns its edited
+// manifest, to be written once every blob of the run is.
+func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, error) {
 	m := img.manifest
 	if img.passedThru {
-		if err := c.putManifest(ctx, m.Raw, m.MediaType, instance); err != nil {
-			return ocispec.Descriptor{}, err
-		}
 		c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.platform, SourceDigest: img.digest,
 			Digest: img.digest, MediaType: m.MediaType, SourceConfig: m.Config.Digest, Config: m.Config.Digest, PassedThrough: true})
-		return ocispec.Descriptor{MediaType: m.MediaType, Digest: img.digest, Size: int64(len(m.Raw))}, nil
+		return &editedImage{raw: m.Raw, desc: ocispec.Descriptor{MediaType: m.MediaType, Digest: img.digest, Size: int64(len(m.Raw))}}, nil
 	}
 	layers := make([]ocispec.Descriptor, len(m.Layers))
 	diffIDs := make([]digest.Digest, len(m.Layers))
@@ -309,7 +319,7 @@ func (c *converter) writeImage(ctx context.Context, img *image, instance *digest
 		j := c.layers[l.Digest]
 		r := j.result
 		if r.sourceDiffID != "" && r.sourceDiffID != img.diffIDs[i] {
-			return ocispec.Descriptor{}, manifestedit.Refuse(manifestedit.SourceDiffIDMismatch, fmt.Sprintf("manifest %s layer %d (%s)", img.digest, i, l.Digest),
+			return nil, manifestedit.Refuse(manifestedit.SourceDiffIDMismatch, fmt.Sprintf("manifest %s layer %d (%s)", img.digest, i, l.Digest),
 				fmt.Sprintf("the layer decompresses to %s but its config claims %s", r.sourceDiffID, img.diffIDs[i]),
 				"the source image is corrupt; rebuild or re-pull it")
 		}
@@ -326,35 +336,29 @@ func (c *converter) writeImage(ctx context.Context, img *image, instance *digest
 			break
 		}
 		if diffIDs[i] != img.diffIDs[i] {
-			return ocispec.Descriptor{}, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.digest, i),
+			return nil, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.digest, i),
 				fmt.Sprintf("the converted layer decompresses to %s, not to the source's %s", diffIDs[i], img.diffIDs[i]),
 				"report this as a bug; use --to gzip or --to zstd meanwhile")
 		}
 	}
 	config, err := manifestedit.EditConfigDiffIDs(img.config, diffIDs)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return nil, err
 	}
 	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.outType),
 		Digest: digest.FromBytes(config), Size: int64(len(config))}
 	if err := c.putBytes(ctx, config, cfgDesc, true); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	raw, err := manifestedit.EditManifest(m, img.outType, withDescriptorFields(m.Config, cfgDesc), layers)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return nil, err
 	}
 	desc := ocispec.Descriptor{MediaType: img.outType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	if instance != nil {
-		*instance = desc.Digest
-	}
-	if err := c.putManifest(ctx, raw, img.outType, instance); err != nil {
-		return ocispec.Descriptor{}, err
-	}
 	c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.platform, SourceDigest: img.digest,
 		Digest: desc.Digest, MediaType: img.outType, SourceConfig: m.Config.Digest, Config: cfgDesc.Digest,
 		ConfigRewrites: cfgDesc.Digest != m.Config.Digest})
-	return desc, nil
+	return &editedImage{raw: raw, desc: desc}, nil
 }
 
 // withDescriptorFields keeps the fields of the source config descriptor (annotations, ...) and
@@ -362,13 +366,6 @@ func (c *converter) writeImage(ctx context.Context, img *image, instance *digest
 func withDescriptorFields(src, d ocispec.Descriptor) ocispec.Descriptor {
 	src.MediaType, src.Digest, src.Size = d.MediaType, d.Digest, d.Size
 	return src
-}
-
-func (c *converter) putManifest(ctx context.Context, raw []byte, mt string, instance *digest.Digest) error {
-	if instance != nil && *instance == "" {
-		*instance = digest.FromBytes(raw)
-	}
-	return c.dst.PutManifest(ctx, raw, mt, instance)
 }
 
 func (c *converter) putBytes(ctx context.Context, b []byte, d ocispec.Descriptor, isConfig bool) error {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"text/tabwriter"
 
 	"github.com/fmtconv/fmtconv/convert"
 	"github.com/fmtconv/fmtconv/layerformat"
@@ -109,9 +111,29 @@ Examples:
 				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 			}
 			if !c.Bool("quiet") && c.String("report") != "-" {
-				fmt.Fprintf(c.App.ErrWriter, "wrote %s %s (%d manifests, %d layers, %.1fs)\n", c.Args().Get(1), rep.Digest, len(rep.Manifests), len(rep.Layers), rep.Seconds)
+				printReportTable(c.App.ErrWriter, rep)
 			}
 			return nil
 		},
 	}
+}
+
+// printReportTable prints one row per layer: what it was, what it became, and how long it took.
+func printReportTable(w io.Writer, rep *convert.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tSOURCE FORMAT\tSOURCE SIZE\tTARGET FORMAT\tTARGET SIZE\tACTION\tSECONDS\tTARGET DIGEST")
+	for _, l := range rep.Layers {
+		fmt.Fprintf(tw, "%s/%d\t%s\t%d\t%s\t%d\t%s\t%.2f\t%s\n", short(l.Manifest), l.Index, l.Source.Format, l.Source.Size,
+			l.Target.Format, l.Target.Size, l.Action, l.Seconds, short(l.Target.Digest))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "wrote %s %s (%s level %d, %d manifests, %d layers, %.2fs)\n", rep.Destination, rep.Digest, rep.Target, rep.Level, len(rep.Manifests), len(rep.Layers), rep.Seconds)
+}
+
+func short(d fmt.Stringer) string {
+	s := d.String()
+	if i := len("sha256:"); len(s) > i+12 {
+		return s[i : i+12]
+	}
+	return s
 }
