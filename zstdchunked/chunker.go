@@ -1,0 +1,212 @@
+package zstdchunked
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// This file holds the chunking half of the writer: it decides where frames
+// start and end and what kind they are, and knows nothing about compression.
+// The compressing half implements frameSink (see encode.go). Keeping them apart
+// is what a parallel writer needs: it can implement frameSink by copying each
+// frame's bytes into a job and compressing jobs on several encoders, writing
+// the results in order (see the note on Encode).
+
+// frameSink receives one file's payload, cut into frames, from the chunker.
+type frameSink interface {
+	// data appends payload bytes to the current frame. The first call for a
+	// file (data or zeros) closes the frame holding the tar headers.
+	data(p []byte) error
+	// zeros appends n zero bytes of a hole to the current frame.
+	zeros(n int64) error
+	// cut closes the current frame, which may be empty. zeros reports that the
+	// frame holds a run of zeros (a "zeros" chunk).
+	cut(zeros bool) error
+}
+
+// rollsum is c/storage's (Perkeep/bup) rolling checksum, compressor.RollSum,
+// with the state in plain fields so that the hot loop can keep it in
+// registers. The tests check it against compressor.RollSum.
+type rollsum struct {
+	s1, s2 uint32
+	window [rollsumWindow]byte
+	wofs   int
+}
+
+const (
+	rollsumWindow     = 64 // a power of two
+	rollsumCharOffset = 31
+	rollsumSplitMask  = 1<<RollsumBits - 1
+)
+
+func (r *rollsum) reset() {
+	*r = rollsum{
+		s1: rollsumWindow * rollsumCharOffset,
+		s2: rollsumWindow * (rollsumWindow - 1) * rollsumCharOffset,
+	}
+}
+
+func (r *rollsum) roll(ch byte) {
+	drop := uint32(r.window[r.wofs])
+	r.s1 += uint32(ch) - drop
+	r.s2 += r.s1 - rollsumWindow*(drop+rollsumCharOffset)
+	r.window[r.wofs] = ch
+	r.wofs = (r.wofs + 1) & (rollsumWindow - 1)
+}
+
+func (r *rollsum) onSplit() bool { return r.s2&rollsumSplitMask == rollsumSplitMask }
+
+// digest is compressor.RollSum.Digest (for tests).
+func (r *rollsum) digest() uint32 { return r.s1<<16 | r.s2&0xffff }
+
+// rollZeros rolls n zero bytes. Once the window holds only zeros, s1 equals
+// 64*31 and a further zero changes neither s1 nor s2, only the window
+// position; so n >= 64 zeros act like 64 + (n-64)%64 zeros.
+func (r *rollsum) rollZeros(n int64) {
+	if n >= 2*rollsumWindow {
+		n = rollsumWindow + (n-rollsumWindow)%rollsumWindow
+	}
+	for ; n > 0; n-- {
+		r.roll(0)
+	}
+}
+
+// zeroBuf is a source of zero bytes; it must be at least HolesThreshold long.
+var zeroBuf [64 << 10]byte
+
+// chunker reproduces, for one file, the frame boundaries of c/storage's
+// rollingChecksumReader + holesFinder:
+//
+//   - a maximal run of >= HolesThreshold zeros is a hole: the current frame is
+//     cut before it (only if some payload was already emitted; the cut frame may
+//     be empty), the zeros are rolled without split checks, and they form one
+//     "zeros" frame;
+//   - every other byte (including zeros of shorter runs) is rolled and, if the
+//     rolling checksum then says so, ends the current data frame;
+//   - at the end of the file the current frame is cut if anything was emitted
+//     (again possibly empty).
+type chunker struct {
+	rs      rollsum
+	zrun    int64 // zeros seen at the end of the input, not yet classified
+	emitted bool  // some payload byte was passed to the sink
+	sink    frameSink
+}
+
+func (c *chunker) reset(sink frameSink) {
+	c.rs.reset()
+	c.zrun = 0
+	c.emitted = false
+	c.sink = sink
+}
+
+// feed processes the next payload bytes.
+func (c *chunker) feed(p []byte) error {
+	for len(p) > 0 {
+		if p[0] == 0 {
+			n := leadingZeros(p)
+			c.zrun += int64(n)
+			p = p[n:]
+			if len(p) == 0 {
+				return nil // the run may continue in the next buffer
+			}
+		}
+		if c.zrun > 0 {
+			if err := c.flushZeros(); err != nil {
+				return err
+			}
+		}
+		j := bytes.IndexByte(p, 0)
+		if j < 0 {
+			j = len(p)
+		}
+		if err := c.dataBytes(p[:j]); err != nil {
+			return err
+		}
+		p = p[j:]
+	}
+	return nil
+}
+
+// finish ends the file.
+func (c *chunker) finish() error {
+	if c.zrun > 0 {
+		if err := c.flushZeros(); err != nil {
+			return err
+		}
+	}
+	if c.emitted {
+		return c.sink.cut(false)
+	}
+	return nil
+}
+
+func (c *chunker) flushZeros() error {
+	n := c.zrun
+	c.zrun = 0
+	if n >= HolesThreshold {
+		return c.hole(n)
+	}
+	return c.dataBytes(zeroBuf[:n])
+}
+
+func (c *chunker) hole(n int64) error {
+	if c.emitted {
+		if err := c.sink.cut(false); err != nil {
+			return err
+		}
+	}
+	c.rs.rollZeros(n)
+	c.emitted = true
+	if err := c.sink.zeros(n); err != nil {
+		return err
+	}
+	return c.sink.cut(true)
+}
+
+// dataBytes rolls data bytes and cuts frames where the checksum says so.
+func (c *chunker) dataBytes(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	s1, s2, wofs := c.rs.s1, c.rs.s2, c.rs.wofs
+	w := &c.rs.window
+	start := 0
+	for i := 0; i < len(p); i++ {
+		ch := p[i]
+		drop := uint32(w[wofs])
+		s1 += uint32(ch) - drop
+		s2 += s1 - rollsumWindow*(drop+rollsumCharOffset)
+		w[wofs] = ch
+		wofs = (wofs + 1) & (rollsumWindow - 1)
+		if s2&rollsumSplitMask == rollsumSplitMask {
+			c.rs.s1, c.rs.s2, c.rs.wofs = s1, s2, wofs
+			c.emitted = true
+			if err := c.sink.data(p[start : i+1]); err != nil {
+				return err
+			}
+			if err := c.sink.cut(false); err != nil {
+				return err
+			}
+			start = i + 1
+		}
+	}
+	c.rs.s1, c.rs.s2, c.rs.wofs = s1, s2, wofs
+	if start < len(p) {
+		c.emitted = true
+		return c.sink.data(p[start:])
+	}
+	return nil
+}
+
+// leadingZeros counts the zero bytes at the start of p.
+func leadingZeros(p []byte) int {
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:]) != 0 {
+			break
+		}
+	}
+	for ; i < len(p) && p[i] == 0; i++ {
+	}
+	return i
+}

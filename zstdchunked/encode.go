@@ -1,0 +1,671 @@
+package zstdchunked
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc64"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	jsoniter "github.com/json-iterator/go"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/archive/tar"
+	"github.com/vbatts/tar-split/tar/storage"
+)
+
+// EncodeOptions configures Encode.
+type EncodeOptions struct {
+	// Level is the zstd level, mapped like c/storage does through
+	// zstd.EncoderLevelFromZstd (<3 fastest, 3-5 default, 6-9 better, >=10 best).
+	// 0 means 3, zstd's default. (compressor.ZstdCompressor's own default,
+	// when it gets a nil level, is 10.)
+	Level int
+}
+
+// EncodeResult describes what Encode wrote.
+type EncodeResult struct {
+	// Annotations are the three layer annotations (manifest-checksum,
+	// manifest-position, tarsplit-position).
+	Annotations map[string]string
+	// TOCDigest is the manifest-checksum: sha256 of the compressed TOC.
+	TOCDigest digest.Digest
+	// DiffID is the sha256 of the uncompressed stream actually written. Encode
+	// keeps the input bytes, so it equals the sha256 of the input tar.
+	DiffID digest.Digest
+	// UncompressedSize is the length of that stream.
+	UncompressedSize int64
+	// CompressedSize is the length of the blob.
+	CompressedSize int64
+	// Digest is the sha256 of the blob.
+	Digest digest.Digest
+	// Deviated is true when the blob differs from what compressor.ZstdCompressor
+	// writes (or the reference would fail), because preserving the input bytes
+	// required it. DeviationReason says why.
+	Deviated        bool
+	DeviationReason string
+}
+
+const (
+	payloadBufSize = 256 << 10
+	inputBufSize   = 1 << 20
+	// maxHeaderBytes bounds the raw bytes of one entry's headers (PAX and GNU
+	// long-name records may be chained; each is at most 1 MiB).
+	maxHeaderBytes = 16 << 20
+)
+
+// Encode writes tarStream as a zstd:chunked blob (containers dialect) to w.
+//
+// For every tar that compressor.ZstdCompressor(w, metadata, &level) handles
+// without losing bytes, the blob and the annotations are byte-identical to its
+// output (same klauspost/compress version). The uncompressed stream is always
+// the input, bit for bit; where that needs a different blob than the
+// reference's, EncodeResult.Deviated says so (see the package documentation).
+// The tar-split always rebuilds exactly that stream together with the TOC.
+//
+// A tar zstd:chunked cannot represent gives an *UnsupportedInputError; any
+// other malformed tar a wrapped error. On error, w holds a partial blob that
+// must be discarded. Memory use is bounded: only the TOC entries and the
+// compressed tar-split are kept, as in the reference.
+//
+// Structure and the parallel plan: the tar walk feeds each file's payload to
+// a chunker (chunker.go), which only decides frame boundaries and calls a
+// frameSink; frameWriter implements the sink by compressing sequentially on one
+// zstd.Encoder (Write, Close, Reset per frame, exactly like the reference). A
+// frame's compressed bytes depend only on its content and the encoder options
+// (TestFrameIndependence checks this), so a parallel sink can compress frames
+// on several encoders and write them in order; offsets are then assigned when
+// the frames are written. The last frame must keep the Write + ReadFrom
+// sequence (ReadFrom first flushes the pending bytes as a non-final block).
+//
+// Speed (2 vCPUs, GOMAXPROCS=2, Go 1.26, klauspost v1.20.3; tar of
+// $(go env GOROOT)/src, 13,7xx entries, 186 MB, from page cache, level 3,
+// best of 3; see TestMeasureSpeed / ZSTDCHUNKED_BENCH_TAR):
+// Encode 1.96 s vs compressor.ZstdCompressor 4.27 s (about 2.2x faster),
+// same output bytes. The reference spends its extra time in the
+// byte-at-a-time bufio/holesFinder/rollsum path and in the second tar parse
+// of the tar-split goroutine; Encode rolls bytes in a register loop, finds
+// zero runs with word-sized scans and parses the tar once.
+func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOptions) (*EncodeResult, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	level := opts.Level
+	if level == 0 {
+		level = 3
+	}
+	newEncoder := func(dest io.Writer) (*zstd.Encoder, error) {
+		// Same options as c/storage's minimal.ZstdWriterWithLevel.
+		return zstd.NewWriter(dest, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
+	}
+
+	bw := bufio.NewWriterSize(w, 1<<20)
+	out := &countWriter{w: bw, h: sha256.New()}
+	enc, err := newEncoder(out)
+	if err != nil {
+		return nil, err
+	}
+	fw := &frameWriter{enc: enc, out: out, diff: sha256.New()}
+	defer enc.Close() // releases goroutines on the error paths; harmless after Close
+
+	// tar-split: JSON lines -> zstd (same level) -> memory + digest.
+	var tsCompressed bytes.Buffer
+	tsDigester := digest.Canonical.Digester()
+	tsEnc, err := newEncoder(io.MultiWriter(&tsCompressed, tsDigester.Hash()))
+	if err != nil {
+		return nil, err
+	}
+	defer tsEnc.Close()
+	tsCounter := &countWriter{w: tsEnc}
+	packer := storage.NewJSONPacker(tsCounter)
+
+	st := &encodeState{
+		ctx:    ctx,
+		fw:     fw,
+		packer: packer,
+		seen:   map[string]struct{}{},
+		in:     bufio.NewReaderSize(tarStream, inputBufSize),
+	}
+	st.rec = &recordingReader{r: st.in, max: maxHeaderBytes}
+	st.tr = tar.NewReader(st.rec)
+	st.tr.RawAccounting = true
+
+	entries, err := st.walk()
+	if err != nil {
+		return nil, err
+	}
+	if err := tsEnc.Close(); err != nil {
+		return nil, err
+	}
+
+	// TOC, tar-split and footer: minimal.WriteZstdChunkedManifest.
+	toc := TOC{Version: 1, Entries: entries, TarSplitDigest: tsDigester.Digest()}
+	manifest, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(toc)
+	if err != nil {
+		return nil, err
+	}
+	var tocBuf bytes.Buffer
+	tocEnc, err := newEncoder(&tocBuf)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tocEnc.Write(manifest); err != nil {
+		tocEnc.Close()
+		return nil, err
+	}
+	if err := tocEnc.Close(); err != nil {
+		return nil, err
+	}
+	compressedTOC := tocBuf.Bytes()
+	tocDigest := digest.FromBytes(compressedTOC)
+
+	tocOffset := uint64(out.n) + SkippableFrameHeaderSize
+	if err := writeSkippableFrame(out, compressedTOC); err != nil {
+		return nil, err
+	}
+	tsData := tsCompressed.Bytes()
+	tsOffset := tocOffset + uint64(len(compressedTOC)) + SkippableFrameHeaderSize
+	if err := writeSkippableFrame(out, tsData); err != nil {
+		return nil, err
+	}
+	footer := Footer{
+		Magic:                      FooterMagic,
+		Size:                       FooterSize,
+		TOCOffset:                  tocOffset,
+		TOCLength:                  uint64(len(compressedTOC)),
+		TOCUncompressedLength:      uint64(len(manifest)),
+		ManifestType:               ManifestTypeCRFS,
+		TarSplitOffset:             tsOffset,
+		TarSplitLength:             uint64(len(tsData)),
+		TarSplitUncompressedLength: uint64(tsCounter.n),
+	}
+	if err := writeSkippableFrame(out, footer.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+
+	res := &EncodeResult{
+		Annotations: map[string]string{
+			AnnotationManifestChecksum: tocDigest.String(),
+			AnnotationManifestPosition: fmt.Sprintf("%d:%d:%d:%d", tocOffset, len(compressedTOC), len(manifest), ManifestTypeCRFS),
+			AnnotationTarSplitPosition: fmt.Sprintf("%d:%d:%d", tsOffset, len(tsData), tsCounter.n),
+		},
+		TOCDigest:        tocDigest,
+		DiffID:           digest.NewDigest(digest.SHA256, fw.diff),
+		UncompressedSize: fw.usize,
+		CompressedSize:   out.n,
+		Digest:           digest.NewDigest(digest.SHA256, out.h),
+	}
+	if len(st.deviations) > 0 {
+		res.Deviated = true
+		res.DeviationReason = strings.Join(st.deviations, "; ")
+	}
+	return res, nil
+}
+
+// writeSkippableFrame is minimal.appendZstdSkippableFrame.
+func writeSkippableFrame(w io.Writer, data []byte) error {
+	var hdr [SkippableFrameHeaderSize]byte
+	binary.LittleEndian.PutUint32(hdr[0:4], SkippableFrameMagic)
+	binary.LittleEndian.PutUint32(hdr[4:8], uint32(len(data)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+// countWriter counts (and optionally hashes) what passes through.
+type countWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if c.h != nil {
+		c.h.Write(p[:n])
+	}
+	c.n += int64(n)
+	return n, err
+}
+
+// frameWriter is the sequential compressing side: one zstd.Encoder, a frame
+// per restart, like c/storage's restartCompression.
+type frameWriter struct {
+	enc   *zstd.Encoder
+	out   *countWriter
+	diff  hash.Hash // sha256 of the uncompressed stream
+	usize int64
+}
+
+func (f *frameWriter) write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	f.diff.Write(p)
+	f.usize += int64(len(p))
+	_, err := f.enc.Write(p)
+	return err
+}
+
+// restart closes the current frame and returns the blob offset where the next
+// one starts.
+func (f *frameWriter) restart() (int64, error) {
+	if err := f.enc.Close(); err != nil {
+		return 0, err
+	}
+	off := f.out.n
+	f.enc.Reset(f.out)
+	return off, nil
+}
+
+type chunkInfo struct {
+	chunkOffset int64
+	offset      int64
+	digest      string
+	size        int64
+	zeros       bool
+}
+
+// payloadFrames is the frameSink of one file: it writes the frames through a
+// frameWriter and records chunk offsets and digests like the reference.
+type payloadFrames struct {
+	fw              *frameWriter
+	started         bool
+	startOffset     int64 // blob offset of the first payload frame
+	lastOffset      int64 // blob offset of the current frame
+	written         int64 // payload bytes so far
+	lastChunkOffset int64 // payload offset where the current frame starts
+	chunkHash       hash.Hash
+	chunks          []chunkInfo
+}
+
+func (p *payloadFrames) reset(fw *frameWriter) {
+	p.fw = fw
+	p.started = false
+	p.startOffset, p.lastOffset, p.written, p.lastChunkOffset = 0, 0, 0, 0
+	if p.chunkHash == nil {
+		p.chunkHash = sha256.New()
+	}
+	p.chunkHash.Reset()
+	p.chunks = p.chunks[:0]
+}
+
+func (p *payloadFrames) begin() error {
+	if p.started {
+		return nil
+	}
+	off, err := p.fw.restart() // close the frame holding the headers
+	if err != nil {
+		return err
+	}
+	p.started = true
+	p.startOffset, p.lastOffset = off, off
+	return nil
+}
+
+func (p *payloadFrames) data(b []byte) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	p.chunkHash.Write(b)
+	p.written += int64(len(b))
+	return p.fw.write(b)
+}
+
+func (p *payloadFrames) zeros(n int64) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	for n > 0 {
+		k := min(n, int64(len(zeroBuf)))
+		if err := p.data(zeroBuf[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+func (p *payloadFrames) cut(zeros bool) error {
+	off, err := p.fw.restart()
+	if err != nil {
+		return err
+	}
+	if size := p.written - p.lastChunkOffset; size > 0 {
+		p.chunks = append(p.chunks, chunkInfo{
+			chunkOffset: p.lastChunkOffset,
+			offset:      p.lastOffset,
+			digest:      digest.NewDigest(digest.SHA256, p.chunkHash).String(),
+			size:        size,
+			zeros:       zeros,
+		})
+	}
+	p.lastOffset = off
+	p.lastChunkOffset = p.written
+	p.chunkHash.Reset()
+	return nil
+}
+
+// recordingReader keeps a copy of the bytes the tar reader consumes while
+// parsing headers. tar-split's raw accounting drops the bytes of a padding
+// that ends early; this copy does not.
+type recordingReader struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+	max int
+}
+
+var errHeaderTooLarge = errors.New("headers of one tar entry exceed 16 MiB")
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if r.on && n > 0 {
+		if len(r.buf)+n > r.max {
+			return n, errHeaderTooLarge
+		}
+		r.buf = append(r.buf, p[:n]...)
+	}
+	return n, err
+}
+
+func (r *recordingReader) start() { r.on, r.buf = true, r.buf[:0] }
+func (r *recordingReader) stop() []byte {
+	r.on = false
+	return r.buf
+}
+
+type encodeState struct {
+	ctx        context.Context
+	fw         *frameWriter
+	packer     storage.Packer
+	seen       map[string]struct{}
+	in         *bufio.Reader
+	rec        *recordingReader
+	tr         *tar.Reader
+	deviations []string
+}
+
+var tarTypes = map[byte]string{
+	tar.TypeReg:     TypeReg,
+	tar.TypeLink:    TypeLink,
+	tar.TypeChar:    TypeChar,
+	tar.TypeBlock:   TypeBlock,
+	tar.TypeDir:     TypeDir,
+	tar.TypeFifo:    TypeFifo,
+	tar.TypeSymlink: TypeSymlink,
+}
+
+// walk streams the tar into frames and the tar-split and returns the TOC
+// entries. It mirrors compressor.writeZstdChunkedStream together with
+// tar-split's asm.runInputTarStream, on a single tar parse.
+func (s *encodeState) walk() ([]FileMetadata, error) {
+	var entries []FileMetadata
+	buf := make([]byte, payloadBufSize)
+	crc := crc64.New(storage.CRCTable)
+	fileHash := sha256.New()
+	var frames payloadFrames
+	var ck chunker
+
+	for {
+		if err := s.ctx.Err(); err != nil {
+			return nil, err
+		}
+		pad := s.tr.ExpectedPadding()
+		s.rec.start()
+		hdr, err := s.tr.Next()
+		raw := s.tr.RawBytes()
+		recorded := s.rec.stop()
+		if err != nil {
+			if err == io.EOF {
+				if !bytes.Equal(raw, recorded) {
+					s.deviations = append(s.deviations, fmt.Sprintf(
+						"the tar ends inside the padding of its last entry (%d of %d padding bytes present); compressor.ZstdCompressor drops them and changes the diff_id, Encode keeps them", len(recorded), pad))
+				}
+				return entries, s.finish(recorded)
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) && len(recorded) > int(pad) && leadingZeros(recorded[pad:]) == len(recorded)-int(pad) {
+				s.deviations = append(s.deviations, fmt.Sprintf(
+					"the tar ends inside its end-of-archive blocks (%d zero bytes after the last entry); compressor.ZstdCompressor fails on it, Encode keeps them", len(recorded)-int(pad)))
+				return entries, s.finish(recorded)
+			}
+			if err == errHeaderTooLarge {
+				return nil, fmt.Errorf("reading tar: %w", err)
+			}
+			return nil, fmt.Errorf("reading tar header: %w", err)
+		}
+		if err := s.checkRepresentable(hdr); err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(raw, recorded) {
+			// Not expected: the tar-split reader accounts for every header byte.
+			return nil, fmt.Errorf("internal error: raw header bytes of %q disagree with the bytes read", hdr.Name)
+		}
+
+		// Header bytes (with the previous padding) go into the current frame and
+		// into a tar-split segment.
+		if err := s.fw.write(recorded); err != nil {
+			return nil, err
+		}
+		if len(recorded) > 0 {
+			if _, err := s.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: recorded}); err != nil {
+				return nil, err
+			}
+		}
+
+		// Payload.
+		frames.reset(s.fw)
+		ck.reset(&frames)
+		crc.Reset()
+		fileHash.Reset()
+		var read int64
+		for {
+			n, rerr := s.tr.Read(buf)
+			if n > 0 {
+				read += int64(n)
+				crc.Write(buf[:n])
+				fileHash.Write(buf[:n])
+				if err := ck.feed(buf[:n]); err != nil {
+					return nil, err
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return nil, fmt.Errorf("reading payload of %q: %w", hdr.Name, rerr)
+			}
+			if err := s.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if err := ck.finish(); err != nil {
+			return nil, err
+		}
+
+		fe := storage.Entry{Type: storage.FileType, Size: hdr.Size}
+		if hdr.Size > 0 {
+			fe.Payload = crc.Sum(nil)
+		}
+		fe.SetName(hdr.Name)
+		if _, err := s.packer.AddEntry(fe); err != nil {
+			return nil, err
+		}
+
+		main := newFileMetadata(hdr)
+		if read > 0 {
+			main.Digest = digest.NewDigest(digest.SHA256, fileHash).String()
+		}
+		main.Offset = frames.startOffset
+		main.EndOffset = frames.lastOffset
+		first := len(entries)
+		entries = append(entries, main)
+		chunks := frames.chunks
+		for i := 1; i < len(chunks); i++ {
+			entries = append(entries, FileMetadata{Type: TypeChunk, Name: hdr.Name, ChunkOffset: chunks[i].chunkOffset})
+		}
+		if len(chunks) > 1 {
+			for i := range chunks {
+				e := &entries[first+i]
+				e.ChunkSize = chunks[i].size
+				e.Offset = chunks[i].offset
+				e.ChunkDigest = chunks[i].digest
+				if chunks[i].zeros {
+					e.ChunkType = ChunkTypeZeros
+				}
+			}
+		}
+	}
+}
+
+// finish writes the bytes after the last entry: the end-of-archive bytes the
+// tar reader consumed, then everything left in the input, and closes the last
+// frame.
+func (s *encodeState) finish(recorded []byte) error {
+	if err := s.fw.write(recorded); err != nil {
+		return err
+	}
+	if len(recorded) > 0 {
+		if _, err := s.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: recorded}); err != nil {
+			return err
+		}
+	}
+	// The reference does io.Copy(zstdWriter, rest), i.e. Encoder.ReadFrom.
+	tr := &trailerReader{s: s, buf: make([]byte, TarSplitSegmentSize)}
+	if _, err := s.fw.enc.ReadFrom(tr); err != nil {
+		return fmt.Errorf("reading the bytes after the end of the archive: %w", err)
+	}
+	return s.fw.enc.Close()
+}
+
+// trailerReader serves the bytes after the end-of-archive blocks to
+// Encoder.ReadFrom, and records them as tar-split segments of
+// TarSplitSegmentSize bytes.
+type trailerReader struct {
+	s        *encodeState
+	buf      []byte
+	pos, end int
+	eof      bool
+}
+
+func (t *trailerReader) Read(p []byte) (int, error) {
+	if t.pos == t.end {
+		if t.eof {
+			return 0, io.EOF
+		}
+		if err := t.s.ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, err := io.ReadFull(t.s.in, t.buf)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			t.eof = true
+		} else if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		seg := t.buf[:n]
+		if _, err := t.s.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: seg}); err != nil {
+			return 0, err
+		}
+		t.s.fw.diff.Write(seg)
+		t.s.fw.usize += int64(n)
+		t.pos, t.end = 0, n
+	}
+	n := copy(p, t.buf[t.pos:t.end])
+	t.pos += n
+	return n, nil
+}
+
+// checkRepresentable refuses entries zstd:chunked cannot carry.
+func (s *encodeState) checkRepresentable(hdr *tar.Header) error {
+	unsupported := func(code, reason string) error {
+		return &UnsupportedInputError{Code: code, Path: hdr.Name, Reason: reason}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return unsupported(CodePAXGlobalHeader, "PAX global headers ('g') have no TOC entry type")
+	case tar.TypeGNUSparse:
+		return unsupported(CodeSparseFile, "GNU sparse files ('S') cannot be rebuilt from the TOC")
+	}
+	if _, ok := tarTypes[hdr.Typeflag]; !ok {
+		return unsupported(CodeUnsupportedEntryType, fmt.Sprintf("tar entry type %q (%d) has no TOC entry type", hdr.Typeflag, hdr.Typeflag))
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return unsupported(CodeSparseFile, "PAX GNU sparse files cannot be rebuilt from the TOC")
+		}
+	}
+	if !utf8.ValidString(hdr.Name) {
+		return unsupported(CodeNonUTF8Name, "the name is not valid UTF-8")
+	}
+	if !utf8.ValidString(hdr.Linkname) {
+		return unsupported(CodeNonUTF8Name, "the link name is not valid UTF-8")
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, paxSchilyXattr) && !utf8.ValidString(k) {
+			return unsupported(CodeNonUTF8Name, "an xattr name is not valid UTF-8")
+		}
+	}
+	clean := filepath.Clean(hdr.Name)
+	if _, dup := s.seen[clean]; dup {
+		return unsupported(CodeDuplicatePath, fmt.Sprintf("a previous entry has the same path %q", clean))
+	}
+	s.seen[clean] = struct{}{}
+	return nil
+}
+
+const paxSchilyXattr = "SCHILY.xattr."
+
+// newFileMetadata is minimal.NewFileMetadata.
+func newFileMetadata(hdr *tar.Header) FileMetadata {
+	var xattrs map[string]string
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, paxSchilyXattr)
+		if !ok {
+			continue
+		}
+		if xattrs == nil {
+			xattrs = map[string]string{}
+		}
+		xattrs[name] = base64.StdEncoding.EncodeToString([]byte(v))
+	}
+	return FileMetadata{
+		Type:       tarTypes[hdr.Typeflag],
+		Name:       hdr.Name,
+		Linkname:   hdr.Linkname,
+		Mode:       hdr.Mode,
+		Size:       hdr.Size,
+		UID:        hdr.Uid,
+		GID:        hdr.Gid,
+		ModTime:    timeIfNotZero(hdr.ModTime),
+		AccessTime: timeIfNotZero(hdr.AccessTime),
+		ChangeTime: timeIfNotZero(hdr.ChangeTime),
+		Devmajor:   hdr.Devmajor,
+		Devminor:   hdr.Devminor,
+		Xattrs:     xattrs,
+	}
+}
+
+func timeIfNotZero(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
