@@ -63,7 +63,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	var rep struct {
 		Digest string `json:"digest"`
 		Layers []struct {
-			Action string `json:"action"`
+			Action string                  `json:"action"`
 			Target struct{ Format string } `json:"target"`
 		} `json:"layers"`
 	}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fmtconv/fmtconv/internal/testimages"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// The test binary doubles as the fmtconv binary, so tests can run real processes (to kill them,
+// or to race two of them) without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("FMTCONV_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func fmtconvProcess(args ...string) *exec.Cmd {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "FMTCONV_TEST_RUN_MAIN=1")
+	return cmd
+}
+
+func bigImage(t *testing.T, dir string) string {
+	t.Helper()
+	// Several layers of a few MiB, so a conversion takes long enough to be interrupted.
+	var layers []testimages.LayerBlob
+	for i := 0; i < 6; i++ {
+		tar := testimages.MustBuildTar([]testimages.Entry{
+			testimages.File(fmt.Sprintf("f%d", i), 0o644, testimages.Random(uint64(i), 6<<20)),
+		}, testimages.Ending{Kind: testimages.EndEOF})
+		layers = append(layers, testimages.LayerBlob{Tar: tar, Compression: testimages.Gzip})
+	}
+	if _, err := testimages.WriteOCILayout(dir, "big", testimages.ImageSpec{Layers: layers}); err != nil {
+		t.Fatal(err)
+	}
+	return "oci:" + dir + ":big"
+}
+
+// TestConcurrentRunsIntoOneLayout: two fmtconv processes writing different tags into one oci:
+// layout at once both land, every time.
+func TestConcurrentRunsIntoOneLayout(t *testing.T) {
+	imgs, err := testimages.Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var tags []string
+	for round := 0; round < 5; round++ {
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for k := 0; k < 4; k++ {
+			tag := fmt.Sprintf("r%d-%d", round, k)
+			tags = append(tags, tag)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b, err := fmtconvProcess("convert", imgs[k%len(imgs)].Ref, "oci:"+out+":"+tag, "--to", "zstd", "-q").CombinedOutput()
+				if err != nil {
+					errs[k] = fmt.Errorf("%s: %v: %s", tag, err, b)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	idx := readIndex(t, out)
+	got := map[string]bool{}
+	for _, d := range idx.Manifests {
+		got[d.Annotations[ocispec.AnnotationRefName]] = true
+	}
+	for _, tag := range tags {
+		if !got[tag] {
+			t.Errorf("tag %s lost; index.json has %d entries", tag, len(idx.Manifests))
+		}
+	}
+	if len(idx.Manifests) != len(tags) {
+		t.Errorf("index.json has %d entries, want %d", len(idx.Manifests), len(tags))
+	}
+}
+
+func readIndex(t *testing.T, dir string) ocispec.Index {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatalf("index.json: %v\n%s", err, b)
+	}
+	return idx
+}
+
+// TestKillLeavesLayoutIntact kills conversions at increasing moments: index.json and oci-layout are
+// always either byte-identical to before, or (once the commit happened) hold the new tag.
+func TestKillLeavesLayoutIntact(t *testing.T) {
+	src := bigImage(t, t.TempDir())
+	out := t.TempDir()
+	if code, _, stderr := fmtconv(t, "convert", src, "oci:"+out+":before", "--to", "gzip", "-q"); code != 0 {
+		t.Fatal(stderr)
+	}
+	beforeIndex, _ := os.ReadFile(filepath.Join(out, "index.json"))
+	beforeLayout, _ := os.ReadFile(filepath.Join(out, "oci-layout"))
+	killedBefore, completed := 0, 0
+	for delay := 20 * time.Millisecond; delay < 4*time.Second; delay = delay * 3 / 2 {
+		tag := fmt.Sprintf("k%d", delay.Milliseconds())
+		cmd := fmtconvProcess("convert", src, "oci:"+out+":"+tag, "--to", "zstd", "--force", "-q")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		idx, _ := os.ReadFile(filepath.Join(out, "index.json"))
+		layout, _ := os.ReadFile(filepath.Join(out, "oci-layout"))
+		if !bytes.Equal(layout, beforeLayout) {
+			t.Fatalf("after a kill at %v oci-layout changed: %q", delay, layout)
+		}
+		if bytes.Equal(idx, beforeIndex) {
+			killedBefore++
+			continue
+		}
+		// The run got to its commit: the index is complete, valid, and holds the old and new tags.
+		if err == nil {
+			completed++
+		}
+		ix := readIndex(t, out)
+		tags := map[string]bool{}
+		for _, d := range ix.Manifests {
+			tags[d.Annotations[ocispec.AnnotationRefName]] = true
+		}
+		if !tags["before"] || !tags[tag] {
+			t.Fatalf("after a kill at %v index.json changed without a complete commit: %s", delay, idx)
+		}
+		beforeIndex = idx
+		if code, stdout, _ := fmtconv(t, "verify", "oci:"+out+":"+tag); code != 0 {
+			t.Fatalf("committed image %s does not verify: %s", tag, stdout)
+		}
+	}
+	if killedBefore == 0 {
+		t.Fatalf("no run was killed before its commit; the test proves nothing")
+	}
+	t.Logf("%d runs killed before the commit, %d completed", killedBefore, completed)
+	// Temporary files of killed runs may remain in blobs/ (named .tmp-*), but no partial blob does.
+	blobs, _ := filepath.Glob(filepath.Join(out, "blobs", "sha256", "*"))
+	for _, b := range blobs {
+		if filepath.Base(b)[0] == '.' {
+			continue
+		}
+		data, _ := os.ReadFile(b)
+		if got := fmt.Sprintf("%x", sha256sum(data)); got != filepath.Base(b) {
+			t.Fatalf("blob %s is incomplete or corrupt", b)
+		}
+	}
+}
+
+func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
