@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/transport"
@@ -21,8 +22,8 @@ import (
 
 // Severities.
 const (
-	Error   = "error"
-	Warning = "warning"
+	Error   = check.Error
+	Warning = check.Warning
 )
 
 // Check ids; stable, documented in the README.
@@ -43,15 +44,7 @@ const (
 )
 
 // Finding is one problem found.
-type Finding struct {
-	Check    string        `json:"check"`
-	Severity string        `json:"severity"`
-	Message  string        `json:"message"`
-	Manifest digest.Digest `json:"manifest,omitempty"`
-	Layer    *int          `json:"layer,omitempty"`
-	Blob     digest.Digest `json:"blob,omitempty"`
-	Path     string        `json:"path,omitempty"`
-}
+type Finding = check.Finding
 
 // Result is everything verify or inspect learned about an image.
 type Result struct {
@@ -258,8 +251,8 @@ func (c *countingHash) digest() digest.Digest {
 
 func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult) error {
 	idx := lr.Index
-	find := func(check, sev, msg string) {
-		w.add(Finding{Check: check, Severity: sev, Message: msg, Manifest: md, Layer: &idx, Blob: l.Digest})
+	find := func(id string, sev check.Severity, msg string) {
+		w.add(Finding{Check: id, Severity: sev, Message: msg, Manifest: md, Layer: &idx, Blob: l.Digest})
 	}
 	rc, err := w.src.Blob(ctx, l)
 	if err != nil {
