@@ -2,26 +2,27 @@ package layerformat
 
 import (
 	"context"
+	"errors"
 	"io"
-	"strings"
 
-	"go.podman.io/storage/pkg/chunked/compressor"
+	"github.com/fmtconv/fmtconv/zstdchunked"
 )
 
-// encodeZstdChunked writes the current containers dialect of zstd:chunked.
-// TEMPORARY: uses the reference compressor until package zstdchunked's writer lands; it re-hashes the
-// output's uncompressed view so a changed diff_id is caught, never published.
+// encodeZstdChunked writes the current containers dialect of zstd:chunked with package
+// zstdchunked, whose blob is byte-identical to go.podman.io/storage's compressor except where
+// keeping the input bytes (the diff_id) needs a different stream; Deviation then says why.
 func encodeZstdChunked(ctx context.Context, w io.Writer, tar io.Reader, level int) (*EncodeResult, error) {
-	meta := map[string]string{}
-	cw, err := compressor.ZstdCompressor(w, meta, &level)
+	res, err := zstdchunked.Encode(ctx, w, tar, zstdchunked.EncodeOptions{Level: level})
 	if err != nil {
+		var u *zstdchunked.UnsupportedInputError
+		if errors.As(err, &u) {
+			return nil, &ContentError{Code: u.Code, Path: u.Path, Reason: u.Reason}
+		}
 		return nil, err
 	}
-	res, err := encodeStream(ctx, io.Discard, tar, func(io.Writer) (io.WriteCloser, error) { return cw, nil })
-	_ = strings.TrimSpace
-	if err != nil {
-		return nil, err
+	out := &EncodeResult{Annotations: res.Annotations, DiffID: res.DiffID, UncompressedSize: res.UncompressedSize, TOCDigest: res.TOCDigest}
+	if res.Deviated {
+		out.Deviation = "zstd:chunked stream differs from containers/storage's compressor to keep the diff_id: " + res.DeviationReason
 	}
-	res.Annotations = meta
-	return res, nil
+	return out, nil
 }
