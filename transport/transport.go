@@ -35,8 +35,6 @@ func (o Options) SystemContext() (*types.SystemContext, error) {
 		DockerCertPath:       o.CertDir,
 		OCICertPath:          o.CertDir,
 		BigFilesTemporaryDir: o.TempDir,
-		// Never let a persistent blob-info cache substitute blobs behind our back.
-		BlobInfoCacheDir:            os.TempDir(),
 		DockerRegistryUserAgent:     "fmtconv",
 		OCIAcceptUncompressedLayers: true,
 		DirForceCompress:            false,
