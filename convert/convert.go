@@ -19,15 +19,16 @@ import (
 // maxConfigSize bounds how much of a config blob is read into memory.
 const maxConfigSize = 32 << 20
 
-// image is one image manifest to convert, with everything read from the source up front.
+// ErrNotImplemented is returned (after every refusal rule passed) when the plan needs an encoder
+// that does not exist yet. Its code is NOT_IMPLEMENTED; the CLI exits 2 for it, not 3.
+var ErrNotImplemented = errors.New("NOT_IMPLEMENTED")
+
+// image is one manifest taking part, with its plan.
 type image struct {
-	platform   string
-	manifest   *manifestedit.Manifest
-	digest     digest.Digest
-	config     []byte
-	diffIDs    []digest.Digest
-	outType    string
-	passedThru bool // not an image (an artifact): copied unchanged
+	src     manifestedit.SourceManifest
+	plan    *manifestedit.ManifestPlan
+	diffIDs []digest.Digest
+	slot    int // its entry in the source index (-1 for a single image)
 }
 
 // Convert converts the image or index srcName into dstName. Every refusal that manifests, configs
@@ -58,11 +59,12 @@ func Convert(ctx context.Context, srcName, dstName string, o Options) (*Report, 
 	defer dst.Close()
 
 	c := &converter{src: src, dst: dst, o: o, level: level, jobs: jobs,
-		report: &Report{Source: srcName, Destination: dstName, Target: string(o.Target), Level: level}}
-	if err := c.run(ctx); err != nil {
-		return nil, err
-	}
+		report: &Report{Source: srcName, Destination: dstName, Target: layerformat.TargetFormat(o.Target).String(), Level: level, DryRun: o.DryRun}}
+	err = c.run(ctx)
 	c.report.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		return c.report, err
+	}
 	return c.report, nil
 }
 
@@ -78,62 +80,81 @@ type converter struct {
 	layers map[digest.Digest]*layerJob
 }
 
+func (c *converter) planOptions() manifestedit.PlanOptions {
+	return manifestedit.PlanOptions{Target: c.o.Target, Force: c.o.Force, ManifestFormat: c.o.ManifestFormat,
+		RemoveSignatures: c.o.RemoveSignatures, DestName: c.dst.Name(), DestManifestTypes: c.dst.ManifestTypes()}
+}
+
 func (c *converter) run(ctx context.Context) error {
 	top, topType, err := c.src.Manifest(ctx, nil)
 	if err != nil {
 		return err
 	}
-	// Plan: read every manifest and config, and decide every refusal, before writing anything.
+	// Read every selected manifest and config, then plan; nothing is written before the plan.
 	var (
-		index   *manifestedit.Index
-		changes []manifestedit.InstanceChange
-		images  []*image
-		slots   []int // images[k] is index entry slots[k]
+		index  *manifestedit.Index
+		images []*image
 	)
 	switch topType {
 	case layerformat.MediaTypeOCIIndex, layerformat.MediaTypeDockerManifestList:
 		if index, err = manifestedit.ParseIndex(top, topType); err != nil {
 			return err
 		}
-		changes = make([]manifestedit.InstanceChange, len(index.Manifests))
-		for i, d := range index.Manifests {
-			if !c.selected(d.Platform) {
-				changes[i].Drop = true
+		for i, sel := range manifestedit.SelectInstances(index, c.o.Platforms) {
+			if !sel.Keep {
 				continue
 			}
-			img, err := c.readImage(ctx, &d.Digest, platformString(d.Platform))
+			d := index.Manifests[i]
+			sm, err := c.readManifest(ctx, &d.Digest, d)
 			if err != nil {
 				return err
 			}
-			images = append(images, img)
-			slots = append(slots, i)
+			images = append(images, &image{src: *sm, slot: i})
 		}
 		if len(images) == 0 {
 			return manifestedit.Refuse(manifestedit.NoMatchingPlatform, c.src.Name(),
 				fmt.Sprintf("no index entry matches --platform %v", c.o.Platforms), "list the platforms with fmtconv inspect")
 		}
 	default:
-		img, err := c.readImage(ctx, nil, "")
+		sm, err := c.readManifest(ctx, nil, ocispec.Descriptor{})
 		if err != nil {
 			return err
 		}
-		images = []*image{img}
+		images = []*image{{src: *sm, slot: -1}}
+	}
+	source := manifestedit.Source{Name: c.src.Name(), IsIndex: index != nil}
+	for _, img := range images {
+		source.Manifests = append(source.Manifests, img.src)
+	}
+	if source.Signatures, err = c.findSignatures(ctx, top, images); err != nil {
+		return err
+	}
+	plan, err := manifestedit.MakePlan(source, c.planOptions())
+	if err != nil {
+		return err
+	}
+	c.report.Plan = plan
+	c.report.Warnings = append(c.report.Warnings, plan.Warnings...)
+	for k, img := range images {
+		img.plan = &plan.Manifests[k]
 	}
 	if index != nil && !c.dst.CanStoreIndex() {
-		if len(images) != 1 {
+		if imageCount(images) != 1 {
 			return manifestedit.Refuse(manifestedit.DestNoIndex, c.dst.Name(),
-				fmt.Sprintf("the source is an index of %d images and the destination holds one image", len(images)),
+				fmt.Sprintf("the source is an index of %d images and the destination holds one image", imageCount(images)),
 				"choose one image with --platform os/arch[/variant]")
 		}
 		index = nil // write the one selected image on its own
+		images = onlyImages(images)
 	}
-	for _, img := range images {
-		if err := c.plan(img); err != nil {
-			return err
-		}
+	if !layerformat.Targets[c.o.Target] && planEncodes(plan) {
+		return fmt.Errorf("%w: every rule allows this conversion, but the %s encoder is not implemented yet", ErrNotImplemented, c.o.Target)
+	}
+	if c.o.DryRun {
+		return nil
 	}
 
-	// Layers: each distinct source blob is converted once, in parallel.
+	// Layers: each distinct source blob once, in parallel.
 	if err := c.convertLayers(ctx, images); err != nil {
 		return err
 	}
@@ -141,13 +162,23 @@ func (c *converter) run(ctx context.Context) error {
 	// Every config blob, then every manifest; then the index; then the commit. No manifest is
 	// written while a blob of the same run is still to come.
 	edited := make([]*editedImage, len(images))
+	newDigest := map[digest.Digest]digest.Digest{}
 	for k, img := range images {
 		if edited[k], err = c.editImage(ctx, img); err != nil {
 			return err
 		}
+		newDigest[img.src.Digest] = edited[k].desc.Digest
+	}
+	var changes []manifestedit.InstanceChange
+	if index != nil {
+		changes = make([]manifestedit.InstanceChange, len(index.Manifests))
+		for i := range changes {
+			changes[i].Drop = true
+		}
 	}
 	instanceTypes := make([]string, 0, len(images))
 	for k, e := range edited {
+		img := images[k]
 		var inst *digest.Digest
 		if index != nil {
 			inst = &e.desc.Digest
@@ -156,11 +187,15 @@ func (c *converter) run(ctx context.Context) error {
 			return err
 		}
 		instanceTypes = append(instanceTypes, e.desc.MediaType)
-		if index != nil {
-			changes[slots[k]] = manifestedit.InstanceChange{Digest: e.desc}
-		} else {
+		if index == nil {
 			c.report.Digest, c.report.MediaType = e.desc.Digest, e.desc.MediaType
+			continue
 		}
+		ch := manifestedit.InstanceChange{Digest: e.desc}
+		if img.plan.Role == manifestedit.RoleAttestation {
+			ch.Annotations = manifestedit.RewriteAttestationReference(index.Manifests[img.slot].Annotations, newDigest)
+		}
+		changes[img.slot] = ch
 	}
 	if index != nil {
 		outType := manifestedit.IndexType(index.MediaType, instanceTypes, c.o.ManifestFormat)
@@ -176,113 +211,103 @@ func (c *converter) run(ctx context.Context) error {
 	return c.dst.Commit(ctx)
 }
 
-func (c *converter) selected(p *ocispec.Platform) bool {
-	if len(c.o.Platforms) == 0 {
-		return true
+func imageCount(images []*image) int { return len(onlyImages(images)) }
+
+func onlyImages(images []*image) []*image {
+	var out []*image
+	for _, img := range images {
+		if img.plan.Role == manifestedit.RoleImage {
+			out = append(out, img)
+		}
 	}
-	for _, f := range c.o.Platforms {
-		if f.Matches(p) {
-			return true
+	return out
+}
+
+func planEncodes(p *manifestedit.Plan) bool {
+	for _, m := range p.Manifests {
+		for _, l := range m.Layers {
+			if l.Action == manifestedit.ActionConvert {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// readImage reads a manifest and its config.
-func (c *converter) readImage(ctx context.Context, instance *digest.Digest, platform string) (*image, error) {
+// readManifest reads a manifest and, for images, its config.
+func (c *converter) readManifest(ctx context.Context, instance *digest.Digest, desc ocispec.Descriptor) (*manifestedit.SourceManifest, error) {
 	raw, mt, err := c.src.Manifest(ctx, instance)
 	if err != nil {
 		return nil, err
 	}
-	if instance != nil && digest.FromBytes(raw) != *instance {
+	md := digest.FromBytes(raw)
+	if instance != nil && md != *instance {
 		return nil, fmt.Errorf("manifest %s: content does not match its digest", *instance)
 	}
-	img := &image{platform: platform, digest: digest.FromBytes(raw)}
 	switch mt {
 	case layerformat.MediaTypeOCIManifest, layerformat.MediaTypeDockerManifest:
 	case layerformat.MediaTypeDockerSchema1, layerformat.MediaTypeDockerSchema1Signed:
-		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, img.digest.String(),
-			"Docker schema1 manifests are not converted", "convert the image to OCI first with skopeo copy --format oci")
+		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, md.String(),
+			"Docker schema1 manifests are not converted yet", "convert the image to OCI first with skopeo copy --format oci")
 	default:
-		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, img.digest.String(),
+		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, md.String(),
 			fmt.Sprintf("manifest type %q is not an image manifest fmtconv converts", mt), "")
 	}
-	if img.manifest, err = manifestedit.ParseManifest(raw, mt); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", img.digest, err)
+	m, err := manifestedit.ParseManifest(raw, mt)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", md, err)
 	}
-	cfg := img.manifest.Config
-	if cfg.MediaType != layerformat.MediaTypeOCIConfig && cfg.MediaType != layerformat.MediaTypeDockerConfig {
-		// An artifact (or anything not a container image): pass it through unchanged.
-		img.passedThru = true
-		return img, nil
+	sm := &manifestedit.SourceManifest{Manifest: m, Digest: md, Descriptor: desc}
+	if manifestedit.Role(m, desc) != manifestedit.RoleImage {
+		return sm, nil
 	}
+	cfg := m.Config
 	if cfg.Size > maxConfigSize {
-		return nil, fmt.Errorf("manifest %s: config is %d bytes, more than the %d fmtconv reads", img.digest, cfg.Size, maxConfigSize)
+		return nil, fmt.Errorf("manifest %s: config is %d bytes, more than the %d fmtconv reads", md, cfg.Size, maxConfigSize)
 	}
 	rc, err := c.src.Blob(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	if img.config, err = io.ReadAll(transport.VerifyingReader(io.LimitReader(rc, maxConfigSize+1), cfg.Digest, cfg.Size)); err != nil {
+	if sm.Config, err = io.ReadAll(transport.VerifyingReader(io.LimitReader(rc, maxConfigSize+1), cfg.Digest, cfg.Size)); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cfg.Digest, err)
 	}
-	if img.diffIDs, err = manifestedit.ConfigDiffIDs(img.config); err != nil {
-		return nil, fmt.Errorf("config %s: %w", cfg.Digest, err)
-	}
-	if len(img.diffIDs) != len(img.manifest.Layers) {
-		return nil, fmt.Errorf("manifest %s has %d layers but its config lists %d diff_ids", img.digest, len(img.manifest.Layers), len(img.diffIDs))
-	}
-	return img, nil
-}
-
-// plan decides the output manifest type and refuses what cannot be done, from metadata alone.
-func (c *converter) plan(img *image) error {
-	if img.passedThru {
-		img.outType = img.manifest.MediaType
-		return nil
-	}
-	var err error
-	img.outType, err = manifestedit.ManifestType(img.manifest.MediaType, c.o.Target, c.o.ManifestFormat, c.dst.ManifestTypes(), c.dst.Name())
+	diffIDs, err := manifestedit.ConfigDiffIDs(sm.Config)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("config %s: %w", cfg.Digest, err)
 	}
-	for i, l := range img.manifest.Layers {
-		if layerformat.IsEncrypted(l.MediaType) {
-			return manifestedit.Refuse(manifestedit.EncryptedLayer, fmt.Sprintf("layer %d (%s)", i, l.Digest),
-				"the layer is encrypted, so its content cannot be read and converted", "decrypt the image first (skopeo copy --decryption-key)")
-		}
+	if len(diffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("manifest %s has %d layers but its config lists %d diff_ids", md, len(m.Layers), len(diffIDs))
 	}
-	for _, a := range manifestedit.DroppedAnnotations(img.manifest.Layers, img.outType) {
-		c.report.Warnings = append(c.report.Warnings, fmt.Sprintf("manifest %s: Docker schema2 cannot carry the annotation %s", img.digest, a))
-	}
-	return nil
+	return sm, nil
 }
 
-// convertLayers converts every distinct layer of every image, at most c.jobs at once.
+// convertLayers converts every distinct layer of every image, at most c.jobs at once. Blobs of
+// artifacts and attestations, and layers kept as they are, are copied unchanged.
 func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 	c.layers = map[digest.Digest]*layerJob{}
 	var order []*layerJob
-	for _, img := range images {
-		for i, l := range img.manifest.Layers {
-			if _, ok := c.layers[l.Digest]; ok {
-				continue
-			}
-			var diffID digest.Digest
-			if !img.passedThru {
-				diffID = img.diffIDs[i]
-			}
-			j := &layerJob{desc: l, configDiffID: diffID, passThru: img.passedThru}
-			c.layers[l.Digest] = j
-			order = append(order, j)
+	add := func(j *layerJob) {
+		if _, ok := c.layers[j.desc.Digest]; ok {
+			return
 		}
-		if img.passedThru {
-			cfg := img.manifest.Config
-			if _, ok := c.layers[cfg.Digest]; !ok {
-				j := &layerJob{desc: cfg, passThru: true}
-				c.layers[cfg.Digest] = j
-				order = append(order, j)
+		c.layers[j.desc.Digest] = j
+		order = append(order, j)
+	}
+	for _, img := range images {
+		m := img.src.Manifest
+		if img.plan.Role != manifestedit.RoleImage {
+			add(&layerJob{desc: m.Config, copyOnly: true})
+			for _, l := range m.Layers {
+				add(&layerJob{desc: l, copyOnly: true})
 			}
+			continue
+		}
+		diffIDs, _ := manifestedit.ConfigDiffIDs(img.src.Config)
+		img.diffIDs = diffIDs
+		for i, l := range m.Layers {
+			add(&layerJob{desc: l, index: i, plan: img.plan.Layers[i], configDiffID: diffIDs[i]})
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -298,7 +323,7 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 	return g.Wait()
 }
 
-// editedImage is an image manifest ready to be written.
+// editedImage is a manifest ready to be written.
 type editedImage struct {
 	raw  []byte
 	desc ocispec.Descriptor
@@ -307,26 +332,28 @@ type editedImage struct {
 // editImage writes an image's config (its layers are already written) and returns its edited
 // manifest, to be written once every blob of the run is.
 func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, error) {
-	m := img.manifest
-	if img.passedThru {
-		c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.platform, SourceDigest: img.digest,
-			Digest: img.digest, MediaType: m.MediaType, SourceConfig: m.Config.Digest, Config: m.Config.Digest, PassedThrough: true})
-		return &editedImage{raw: m.Raw, desc: ocispec.Descriptor{MediaType: m.MediaType, Digest: img.digest, Size: int64(len(m.Raw))}}, nil
+	m := img.src.Manifest
+	if img.plan.Role != manifestedit.RoleImage {
+		c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.plan.Platform, SourceDigest: img.src.Digest,
+			Digest: img.src.Digest, MediaType: m.MediaType, SourceConfig: m.Config.Digest, Config: m.Config.Digest, PassedThrough: true})
+		return &editedImage{raw: m.Raw, desc: ocispec.Descriptor{MediaType: m.MediaType, Digest: img.src.Digest, Size: int64(len(m.Raw))}}, nil
 	}
 	layers := make([]ocispec.Descriptor, len(m.Layers))
 	diffIDs := make([]digest.Digest, len(m.Layers))
 	for i, l := range m.Layers {
-		j := c.layers[l.Digest]
-		r := j.result
+		r := c.layers[l.Digest].result
 		if r.sourceDiffID != "" && r.sourceDiffID != img.diffIDs[i] {
-			return nil, manifestedit.Refuse(manifestedit.SourceDiffIDMismatch, fmt.Sprintf("manifest %s layer %d (%s)", img.digest, i, l.Digest),
+			return nil, manifestedit.Refuse(manifestedit.SourceDiffIDMismatch, fmt.Sprintf("manifest %s layer %d (%s)", img.src.Digest, i, l.Digest),
 				fmt.Sprintf("the layer decompresses to %s but its config claims %s", r.sourceDiffID, img.diffIDs[i]),
 				"the source image is corrupt; rebuild or re-pull it")
 		}
-		layers[i] = manifestedit.EditLayer(l, r.from, r.change, img.outType)
+		layers[i] = manifestedit.EditLayer(l, r.from, r.change, img.plan.OutType)
 		diffIDs[i] = r.diffID
+		if diffIDs[i] == "" { // kept as it is and not read
+			diffIDs[i] = img.diffIDs[i]
+		}
 		rep := r.report
-		rep.Manifest, rep.Index = img.digest, i
+		rep.Manifest, rep.Index = img.src.Digest, i
 		rep.Target.MediaType = layers[i].MediaType
 		c.report.Layers = append(c.report.Layers, rep)
 	}
@@ -336,27 +363,27 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 			break
 		}
 		if diffIDs[i] != img.diffIDs[i] {
-			return nil, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.digest, i),
+			return nil, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.src.Digest, i),
 				fmt.Sprintf("the converted layer decompresses to %s, not to the source's %s", diffIDs[i], img.diffIDs[i]),
 				"report this as a bug; use --to gzip or --to zstd meanwhile")
 		}
 	}
-	config, err := manifestedit.EditConfigDiffIDs(img.config, diffIDs)
+	config, err := manifestedit.EditConfigDiffIDs(img.src.Config, diffIDs)
 	if err != nil {
 		return nil, err
 	}
-	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.outType),
+	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.plan.OutType),
 		Digest: digest.FromBytes(config), Size: int64(len(config))}
 	if err := c.putBytes(ctx, config, cfgDesc, true); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	raw, err := manifestedit.EditManifest(m, img.outType, withDescriptorFields(m.Config, cfgDesc), layers)
+	raw, err := manifestedit.EditManifest(m, img.plan.OutType, withDescriptorFields(m.Config, cfgDesc), layers)
 	if err != nil {
 		return nil, err
 	}
-	desc := ocispec.Descriptor{MediaType: img.outType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.platform, SourceDigest: img.digest,
-		Digest: desc.Digest, MediaType: img.outType, SourceConfig: m.Config.Digest, Config: cfgDesc.Digest,
+	desc := ocispec.Descriptor{MediaType: img.plan.OutType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.plan.Platform, SourceDigest: img.src.Digest,
+		Digest: desc.Digest, MediaType: img.plan.OutType, SourceConfig: m.Config.Digest, Config: cfgDesc.Digest,
 		ConfigRewrites: cfgDesc.Digest != m.Config.Digest})
 	return &editedImage{raw: raw, desc: desc}, nil
 }

@@ -21,9 +21,12 @@ import (
 // layerJob is one distinct source blob and, once done, what became of it.
 type layerJob struct {
 	desc         ocispec.Descriptor
+	index        int
+	plan         manifestedit.LayerPlan
 	configDiffID digest.Digest
-	passThru     bool // a blob of an artifact: copied unchanged
-	result       *layerResult
+	// copyOnly marks a blob of an artifact or attestation: copied unchanged, never decoded.
+	copyOnly bool
+	result   *layerResult
 }
 
 type layerResult struct {
@@ -37,55 +40,38 @@ type layerResult struct {
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
-// claimedFormat is what a descriptor says about its blob before the bytes are read.
-func claimedFormat(d ocispec.Descriptor) layerformat.Format {
-	switch k := layerformat.KindFromMediaType(d.MediaType); k {
-	case layerformat.Gzip:
-		if d.Annotations[layerformat.AnnotationEstargzTOCDigest] != "" {
-			return layerformat.Format{Kind: layerformat.Estargz}
-		}
-		return layerformat.Format{Kind: k}
-	case layerformat.Zstd:
-		if dl := layerformat.ZstdChunkedDialect(d.Annotations); dl != "" {
-			return layerformat.Format{Kind: layerformat.ZstdChunked, Dialect: dl}
-		}
-		return layerformat.Format{Kind: k}
-	default:
-		return layerformat.Format{Kind: k}
-	}
-}
-
 func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	start := time.Now()
-	target := layerformat.TargetFormat(c.o.Target)
-	claimed := claimedFormat(j.desc)
-	rep := LayerReport{Source: LayerSide{Digest: j.desc.Digest, Format: claimed.String(), Size: j.desc.Size, MediaType: j.desc.MediaType}}
+	rep := LayerReport{Source: LayerSide{Digest: j.desc.Digest, Format: j.plan.From.String(), Size: j.desc.Size, MediaType: j.desc.MediaType}}
 	finish := func(r *layerResult) error {
 		r.report.Seconds = time.Since(start).Seconds()
 		j.result = r
 		return nil
 	}
-
+	unchanged := func(action, note string) error {
+		rep.Action, rep.Note, rep.Target = action, note, rep.Source
+		rep.DiffID = j.configDiffID
+		return finish(&layerResult{from: j.plan.From, change: manifestedit.LayerChange{Reused: true}, diffID: j.configDiffID, report: rep})
+	}
+	if j.copyOnly {
+		rep.Source.Format = "blob"
+	}
+	if j.plan.Action == manifestedit.ActionKeep && len(j.desc.URLs) > 0 {
+		// A foreign layer lives at its URLs; it is never uploaded.
+		return unchanged("kept", j.plan.Reason)
+	}
 	// A blob that stays as it is and is already at the destination is not even downloaded.
-	reuse := j.passThru || (!c.o.Force && claimed == target)
-	if reuse {
+	if j.copyOnly || j.plan.Action != manifestedit.ActionConvert {
 		if ok, err := c.dst.HasBlob(ctx, j.desc); err != nil {
 			return err
 		} else if ok {
-			rep.Action, rep.Note = "reused", "already at the destination"
-			rep.Target = rep.Source
-			rep.DiffID = j.configDiffID
-			return finish(&layerResult{from: claimed, change: manifestedit.LayerChange{Reused: true}, diffID: j.configDiffID, report: rep})
+			return unchanged(reportAction(actionOf(j)), "already at the destination")
 		}
 	}
 
 	var prog LayerProgress
 	if c.o.Progress != nil {
-		action := "convert"
-		if reuse {
-			action = "copy"
-		}
-		prog = c.o.Progress.Layer(j.desc, action)
+		prog = c.o.Progress.Layer(j.desc, string(actionOf(j)))
 	}
 	rc, err := c.src.Blob(ctx, j.desc)
 	if err != nil {
@@ -105,7 +91,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 	out := &hashingWriter{w: tmp, h: sha256.New()}
 
-	res, err := c.transcode(ctx, j, br, out, claimed, target, &rep)
+	res, err := c.transcode(ctx, j, br, out, &rep)
 	if prog != nil {
 		prog.Done(err)
 	}
@@ -123,43 +109,72 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 			return err
 		}
 	}
-	res.change.Digest, res.change.Size = newDesc.Digest, newDesc.Size
+	if !res.change.Reused {
+		res.change.Digest, res.change.Size = newDesc.Digest, newDesc.Size
+	}
 	res.report.Target.Digest, res.report.Target.Size = newDesc.Digest, newDesc.Size
 	return finish(res)
 }
 
-// transcode reads the source blob once: either copying it (reuse) while decoding it alongside for
-// its diff_id, or decoding it and encoding the tar stream to the target.
-func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out io.Writer,
-	claimed, target layerformat.Format, rep *LayerReport) (*layerResult, error) {
-	if j.passThru {
+// reportAction is the action as the report words it: reused, converted, kept, copied.
+func reportAction(a manifestedit.LayerAction) string {
+	switch a {
+	case manifestedit.ActionReuse:
+		return "reused"
+	case manifestedit.ActionConvert:
+		return "converted"
+	case manifestedit.ActionKeep:
+		return "kept"
+	}
+	return "copied"
+}
+
+func actionOf(j *layerJob) manifestedit.LayerAction {
+	if j.copyOnly {
+		return "copy"
+	}
+	return j.plan.Action
+}
+
+// transcode reads the source blob once: either copying it (reuse, keep) while decoding it alongside
+// for its diff_id, or decoding it and encoding the tar stream to the target.
+func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out io.Writer, rep *LayerReport) (*layerResult, error) {
+	if j.copyOnly {
 		if _, err := io.Copy(out, layerformat.ContextReader(ctx, br)); err != nil {
 			return nil, err
 		}
-		rep.Action, rep.Target = "reused", rep.Source
-		return &layerResult{from: claimed, change: manifestedit.LayerChange{Reused: true}, report: *rep}, nil
+		rep.Action, rep.Target = "copied", rep.Source
+		return &layerResult{change: manifestedit.LayerChange{Reused: true}, report: *rep}, nil
 	}
 	head, err := br.Peek(layerformat.HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, err
 	}
+	plan := j.plan
 	from := layerformat.Detect(j.desc.MediaType, j.desc.Annotations, head)
 	rep.Source.Format = from.String()
 	if from.Kind == layerformat.Unknown {
 		return nil, manifestedit.Refuse(manifestedit.UnknownLayerFormat, j.desc.Digest.String(),
 			"the blob is not a tar, gzip or zstd stream", "check the source image; fmtconv verify reports what it is")
 	}
-	if from.Kind != claimed.Kind && !(claimed.Kind == layerformat.Gzip && from.Kind == layerformat.Estargz) {
-		rep.Note = fmt.Sprintf("media type %s says %s but the bytes are %s", j.desc.MediaType, claimed, from)
+	if from != plan.From {
+		// The bytes disagree with the descriptor: ask the rules again with what the bytes say.
+		rep.Note = fmt.Sprintf("the descriptor claims %s but the bytes are %s", plan.From, from)
+		if plan, err = manifestedit.DecideLayer(j.index, j.desc, from, c.planOptions()); err != nil {
+			return nil, err
+		}
 	}
 
-	if !c.o.Force && from == target {
+	if plan.Action != manifestedit.ActionConvert {
 		diffID, _, err := copyAndDecode(ctx, br, out, from)
 		if err != nil {
 			return nil, err
 		}
-		rep.Action, rep.DiffID = "reused", diffID
+		rep.Action, rep.DiffID = reportAction(plan.Action), diffID
 		rep.Target = LayerSide{Format: from.String()}
+		if plan.Action == manifestedit.ActionKeep {
+			rep.Note = joinNote(rep.Note, plan.Reason)
+		}
 		return &layerResult{from: from, change: manifestedit.LayerChange{Reused: true}, sourceDiffID: diffID, diffID: diffID, report: *rep}, nil
 	}
 
@@ -170,34 +185,34 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	defer dec.Close()
 	srcHash := sha256.New()
 	tarStream := io.TeeReader(dec, srcHash)
-	enc, err := layerformat.Encode(ctx, target.Kind, out, tarStream, c.level)
+	enc, err := layerformat.Encode(ctx, plan.To.Kind, out, tarStream, c.level)
 	if err != nil {
-		var unsupported *layerformat.ContentError
-		if errors.As(err, &unsupported) {
-			return nil, manifestedit.Refuse(manifestedit.Code(unsupported.Code), j.desc.Digest.String(),
-				fmt.Sprintf("%s cannot represent this layer: %s", target.Kind, unsupported.Error()),
+		var content *layerformat.ContentError
+		if errors.As(err, &content) {
+			return nil, manifestedit.Refuse(manifestedit.Code(content.Code), j.desc.Digest.String(),
+				fmt.Sprintf("%s cannot represent this layer: %s", plan.To.Kind, content.Error()),
 				"convert to gzip or zstd instead, or fix the layer")
 		}
-		return nil, fmt.Errorf("encoding to %s: %w", target, err)
+		return nil, fmt.Errorf("encoding to %s: %w", plan.To, err)
 	}
 	// Everything after the tar stream must have been consumed, and the compressed stream must end
 	// where the blob ends (so its digest was checked).
 	if n, err := io.Copy(io.Discard, tarStream); err != nil {
 		return nil, err
 	} else if n > 0 {
-		return nil, fmt.Errorf("encoder to %s stopped %d bytes before the end of the tar stream", target, n)
+		return nil, fmt.Errorf("encoder to %s stopped %d bytes before the end of the tar stream", plan.To, n)
 	}
 	if err := expectEOF(br); err != nil {
 		return nil, err
 	}
 	sourceDiffID := digest.NewDigestFromBytes(digest.SHA256, srcHash.Sum(nil))
 	rep.Action, rep.DiffID, rep.TOCDigest = "converted", enc.DiffID, enc.TOCDigest
-	rep.Target = LayerSide{Format: target.String()}
+	rep.Target = LayerSide{Format: plan.To.String()}
 	if enc.Deviation != "" {
 		rep.Note = joinNote(rep.Note, enc.Deviation)
 	}
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, report: *rep,
-		change: manifestedit.LayerChange{Target: target.Kind, Annotations: enc.Annotations}}, nil
+		change: manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
 
 func joinNote(a, b string) string {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/transport"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -16,7 +17,7 @@ import (
 
 // Options control a conversion.
 type Options struct {
-	// Target is the layer format to write.
+	// Target is the layer format to write (layerformat.Targets lists them).
 	Target layerformat.Kind
 	// Level is the compression level; a negative value means the target's default.
 	Level int
@@ -34,6 +35,10 @@ type Options struct {
 	TempDir string
 	// Progress, if set, is told about each layer as it is read.
 	Progress Progress
+	// DryRun plans (reading manifests and configs, applying every rule) and writes nothing.
+	DryRun bool
+	// RemoveSignatures allows converting a signed source; the signatures are not copied.
+	RemoveSignatures bool
 }
 
 // Progress receives per-layer progress.
@@ -48,8 +53,8 @@ type LayerProgress interface {
 	Done(err error)
 }
 
-// Platform selects index instances.
-type Platform struct{ OS, Architecture, Variant string }
+// Platform selects index instances (os/arch[/variant]).
+type Platform = manifestedit.Platform
 
 // ParsePlatform parses "os/arch[/variant]".
 func ParsePlatform(s string) (Platform, error) {
@@ -64,36 +69,6 @@ func ParsePlatform(s string) (Platform, error) {
 	return p, nil
 }
 
-func (p Platform) String() string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
-// Matches reports whether an index entry's platform is selected by p.
-func (p Platform) Matches(q *ocispec.Platform) bool {
-	if q == nil || q.OS != p.OS || q.Architecture != p.Architecture {
-		return false
-	}
-	if p.Variant == "" {
-		return true
-	}
-	v := q.Variant
-	if v == "" && q.Architecture == "arm64" {
-		v = "v8"
-	}
-	return v == p.Variant
-}
-
-func platformString(q *ocispec.Platform) string {
-	if q == nil {
-		return ""
-	}
-	return Platform{q.OS, q.Architecture, q.Variant}.String()
-}
-
 // Report says what a conversion did. It is written as JSON by --report.
 type Report struct {
 	Source      string           `json:"source"`
@@ -106,6 +81,9 @@ type Report struct {
 	Layers      []LayerReport    `json:"layers"`
 	Warnings    []string         `json:"warnings,omitempty"`
 	Seconds     float64          `json:"seconds"`
+	DryRun      bool             `json:"dryRun,omitempty"`
+	// Plan is every decision, made before anything was written.
+	Plan *manifestedit.Plan `json:"plan,omitempty"`
 }
 
 // ManifestReport is one image manifest written.

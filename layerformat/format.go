@@ -21,6 +21,8 @@ const (
 	Estargz        Kind = "estargz"
 	NydusBlob      Kind = "nydus-blob"
 	NydusBootstrap Kind = "nydus-bootstrap"
+	// Nydus is the --to value for a whole Nydus image (data blob layers plus a bootstrap layer).
+	Nydus Kind = "nydus"
 	Encrypted      Kind = "encrypted"
 	Unknown        Kind = "unknown"
 )
@@ -66,6 +68,8 @@ var Targets = map[Kind]bool{
 	Gzip:         true,
 	Zstd:         true,
 	ZstdChunked:  true,
+	Estargz:      false,
+	Nydus:        false,
 }
 
 // ParseTarget parses a --to value.

@@ -45,6 +45,15 @@ func ParseManifest(raw []byte, mediaType string) (*Manifest, error) {
 	return &Manifest{MediaType: mediaType, Raw: raw, Config: m.Config, Layers: m.Layers, fields: fields}, nil
 }
 
+// ArtifactType returns the manifest's artifactType field, if any.
+func (m *Manifest) ArtifactType() string {
+	var s string
+	if raw, ok := m.fields["artifactType"]; ok {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
+}
+
 // LayerChange is what the pipeline produced for one layer.
 type LayerChange struct {
 	// Reused means the source blob is used as it is.

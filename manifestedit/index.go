@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -39,9 +40,11 @@ func ParseIndex(raw []byte, mediaType string) (*Index, error) {
 // InstanceChange is what happened to one index entry: dropped (filtered out) or rewritten to a
 // new manifest. Platform, annotations and every other descriptor field are kept.
 type InstanceChange struct {
-	Drop      bool
-	MediaType string
-	Digest    ocispec.Descriptor
+	Drop bool
+	// Digest gives the entry's new media type, digest and size.
+	Digest ocispec.Descriptor
+	// Annotations, if not nil, replace the entry's annotations.
+	Annotations map[string]string
 }
 
 // EditIndex returns the index bytes with each entry changed as told (changes[i] applies to
@@ -57,6 +60,9 @@ func EditIndex(ix *Index, outType string, changes []InstanceChange) ([]byte, err
 			continue
 		}
 		d.Annotations = maps.Clone(d.Annotations)
+		if c.Annotations != nil {
+			d.Annotations = c.Annotations
+		}
 		d.Digest, d.Size, d.MediaType = c.Digest.Digest, c.Digest.Size, c.Digest.MediaType
 		out = append(out, d)
 	}
@@ -81,4 +87,14 @@ func EditIndex(ix *Index, outType string, changes []InstanceChange) ([]byte, err
 		return ix.Raw, nil
 	}
 	return marshalOrdered(fields, indexKeyOrder)
+}
+
+// RewriteAttestationReference returns an attestation entry's annotations with the digest of the
+// manifest it attests replaced by that manifest's new digest.
+func RewriteAttestationReference(ann map[string]string, newDigest map[digest.Digest]digest.Digest) map[string]string {
+	out := maps.Clone(ann)
+	if nd, ok := newDigest[digest.Digest(ann[AnnotationReferenceDigest])]; ok {
+		out[AnnotationReferenceDigest] = nd.String()
+	}
+	return out
 }

@@ -24,6 +24,19 @@ const (
 	EncryptedLayer Code = "ENCRYPTED_LAYER"
 	// NoMatchingPlatform: --platform matched nothing in the source index.
 	NoMatchingPlatform Code = "NO_MATCHING_PLATFORM"
+	// SignedSource: the source is signed and --remove-signatures was not given.
+	SignedSource Code = "SIGNED_SOURCE"
+	// ArtifactSource: the source holds no container image, only artifacts.
+	ArtifactSource Code = "ARTIFACT_SOURCE"
+	// DualTOC: a layer carries both the eStargz TOC digest and the containers zstd:chunked checksum.
+	DualTOC Code = "DUAL_TOC"
+	// NydusMixed: a manifest mixes Nydus and non-Nydus layers.
+	NydusMixed Code = "NYDUS_MIXED"
+	// NondistributableNydus: Nydus needs every file, and a layer is foreign (non-distributable).
+	NondistributableNydus Code = "NONDISTRIBUTABLE_NYDUS"
+	// Schema1Destination: the destination can only hold Docker schema1, which cannot describe
+	// any conversion result.
+	Schema1Destination Code = "DEST_SCHEMA1"
 
 	// Codes decided from layer content, mid-run (still before any manifest is written).
 

@@ -12,18 +12,24 @@ import (
 	"go.podman.io/image/v5/types"
 )
 
-// imageDestination adapts a containers/image ImageDestination.
+// imageDestination adapts a containers/image ImageDestination. The destination is opened on the
+// first write, not before: some transports create files when opened (dir: makes its directory),
+// and a refused or dry run must leave the destination exactly as it was.
 type imageDestination struct {
 	name     string
 	ref      types.ImageReference
-	dst      types.ImageDestination
+	sys      *types.SystemContext
 	toplevel []byte
 	topType  string
+
+	openOnce sync.Once
+	dst      types.ImageDestination
+	openErr  error
 	// putMu serialises PutBlob for destinations that say they cannot take parallel uploads.
-	putMu *sync.Mutex
+	putMu sync.Mutex
 }
 
-func openImageDestination(ctx context.Context, name string, o Options) (*imageDestination, error) {
+func openImageDestination(_ context.Context, name string, o Options) (*imageDestination, error) {
 	ref, err := alltransports.ParseImageName(name)
 	if err != nil {
 		return nil, fmt.Errorf("destination %q: %w", name, err)
@@ -32,19 +38,33 @@ func openImageDestination(ctx context.Context, name string, o Options) (*imageDe
 	if err != nil {
 		return nil, fmt.Errorf("destination %q: %w", name, err)
 	}
-	dst, err := ref.NewImageDestination(ctx, sys)
-	if err != nil {
-		return nil, fmt.Errorf("opening destination %q: %w", name, err)
-	}
-	d := &imageDestination{name: name, ref: ref, dst: dst}
-	if !dst.HasThreadSafePutBlob() {
-		d.putMu = &sync.Mutex{}
-	}
-	return d, nil
+	return &imageDestination{name: name, ref: ref, sys: sys}, nil
 }
 
-func (d *imageDestination) Name() string            { return d.name }
-func (d *imageDestination) ManifestTypes() []string { return d.dst.SupportedManifestMIMETypes() }
+func (d *imageDestination) open(ctx context.Context) (types.ImageDestination, error) {
+	d.openOnce.Do(func() {
+		d.dst, d.openErr = d.ref.NewImageDestination(ctx, d.sys)
+		if d.openErr != nil {
+			d.openErr = fmt.Errorf("opening destination %q: %w", d.name, d.openErr)
+		}
+	})
+	return d.dst, d.openErr
+}
+
+func (d *imageDestination) Name() string { return d.name }
+
+// ManifestTypes is known per transport without opening the destination (containers/image's
+// own answers: docker-archive and docker-daemon hold Docker schema2 only; oci-archive OCI only;
+// dir: and registries anything).
+func (d *imageDestination) ManifestTypes() []string {
+	switch d.ref.Transport().Name() {
+	case "docker-archive", "docker-daemon":
+		return []string{"application/vnd.docker.distribution.manifest.v2+json"}
+	case "oci-archive", "oci":
+		return []string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"}
+	}
+	return nil
+}
 
 func (d *imageDestination) CanStoreIndex() bool {
 	switch d.ref.Transport().Name() {
@@ -55,7 +75,11 @@ func (d *imageDestination) CanStoreIndex() bool {
 }
 
 func (d *imageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	ok, _, err := d.dst.TryReusingBlob(ctx, types.BlobInfo{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}, cache, false)
+	dst, err := d.open(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok, _, err := dst.TryReusingBlob(ctx, types.BlobInfo{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}, cache, false)
 	if err != nil {
 		return false, fmt.Errorf("checking for blob %s: %w", desc.Digest, err)
 	}
@@ -63,12 +87,16 @@ func (d *imageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor)
 }
 
 func (d *imageDestination) PutBlob(ctx context.Context, r io.Reader, desc ocispec.Descriptor, isConfig bool) error {
+	dst, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
 	info := types.BlobInfo{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}
-	if d.putMu != nil {
+	if !dst.HasThreadSafePutBlob() {
 		d.putMu.Lock()
 		defer d.putMu.Unlock()
 	}
-	got, err := d.dst.PutBlob(ctx, VerifyingReader(r, desc.Digest, desc.Size), info, cache, isConfig)
+	got, err := dst.PutBlob(ctx, VerifyingReader(r, desc.Digest, desc.Size), info, cache, isConfig)
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
 	}
@@ -79,7 +107,11 @@ func (d *imageDestination) PutBlob(ctx context.Context, r io.Reader, desc ocispe
 }
 
 func (d *imageDestination) PutManifest(ctx context.Context, m []byte, mediaType string, instance *digest.Digest) error {
-	if err := d.dst.PutManifest(ctx, m, instance); err != nil {
+	dst, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	if err := dst.PutManifest(ctx, m, instance); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", digest.FromBytes(m), err)
 	}
 	if instance == nil {
@@ -92,13 +124,22 @@ func (d *imageDestination) Commit(ctx context.Context) error {
 	if d.toplevel == nil {
 		return fmt.Errorf("commit of %s before its manifest was written", d.name)
 	}
-	if err := d.dst.Commit(ctx, unparsedImage{ref: d.ref, manifest: d.toplevel, mediaType: d.topType}); err != nil {
+	dst, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	if err := dst.Commit(ctx, unparsedImage{ref: d.ref, manifest: d.toplevel, mediaType: d.topType}); err != nil {
 		return fmt.Errorf("committing %s: %w", d.name, err)
 	}
 	return nil
 }
 
-func (d *imageDestination) Close() error { return d.dst.Close() }
+func (d *imageDestination) Close() error {
+	if d.dst == nil {
+		return nil
+	}
+	return d.dst.Close()
+}
 
 // unparsedImage is the minimal types.UnparsedImage that Commit needs.
 type unparsedImage struct {

@@ -33,10 +33,9 @@ const (
 	ociLayoutBytes = `{"imageLayoutVersion":"1.0.0"}`
 )
 
+// openOCILayout checks an existing layout but creates nothing: directories appear with the first
+// blob, so a refused or dry run leaves no trace.
 func openOCILayout(name, dir, tag string) (*ociLayout, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return nil, fmt.Errorf("destination %q: %w", name, err)
-	}
 	if b, err := os.ReadFile(filepath.Join(dir, ociLayoutFile)); err == nil {
 		var l ocispec.ImageLayout
 		if err := json.Unmarshal(b, &l); err != nil || l.Version == "" {

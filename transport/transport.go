@@ -13,6 +13,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/pkg/blobinfocache/memory"
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
@@ -31,10 +32,10 @@ type Options struct {
 // SystemContext turns Options into the containers/image settings.
 func (o Options) SystemContext() (*types.SystemContext, error) {
 	sys := &types.SystemContext{
-		AuthFilePath:         o.AuthFile,
-		DockerCertPath:       o.CertDir,
-		OCICertPath:          o.CertDir,
-		BigFilesTemporaryDir: o.TempDir,
+		AuthFilePath:                o.AuthFile,
+		DockerCertPath:              o.CertDir,
+		OCICertPath:                 o.CertDir,
+		BigFilesTemporaryDir:        o.TempDir,
 		DockerRegistryUserAgent:     "fmtconv",
 		OCIAcceptUncompressedLayers: true,
 		DirForceCompress:            false,
@@ -63,6 +64,7 @@ var cache = memory.New()
 
 // Source reads one image reference.
 type Source struct {
+	sys  *types.SystemContext
 	name string
 	ref  types.ImageReference
 	src  types.ImageSource
@@ -82,7 +84,7 @@ func OpenSource(ctx context.Context, name string, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening source %q: %w", name, err)
 	}
-	return &Source{name: name, ref: ref, src: src}, nil
+	return &Source{name: name, ref: ref, src: src, sys: sys}, nil
 }
 
 // Name is the reference the source was opened with.
@@ -126,6 +128,15 @@ func (s *Source) Blob(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser,
 // Signatures returns the signatures containers/image finds for the image or an instance.
 func (s *Source) Signatures(ctx context.Context, instance *digest.Digest) ([][]byte, error) {
 	return s.src.GetSignatures(ctx, instance)
+}
+
+// Tags lists the repository's tags for registry sources (nil for other transports), so that
+// signature tags next to the image can be found.
+func (s *Source) Tags(ctx context.Context) ([]string, error) {
+	if s.Transport() != "docker" {
+		return nil, nil
+	}
+	return docker.GetRepositoryTags(ctx, s.sys, s.ref)
 }
 
 // Close releases the source (and removes staging directories, for archives).
