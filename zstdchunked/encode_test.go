@@ -472,3 +472,16 @@ func TestFrameIndependence(t *testing.T) {
 		}
 	}
 }
+
+func TestLevelZeroMeansThree(t *testing.T) {
+	in := smallTar(t, "a", textBytes(rand.New(rand.NewSource(12)), 200000))
+	zero, _ := ourEncode(t, in, 0)
+	three, _ := ourEncode(t, in, 3)
+	one, _ := ourEncode(t, in, 1)
+	if !bytes.Equal(zero, three) {
+		t.Fatal("level 0 differs from level 3")
+	}
+	if bytes.Equal(one, three) {
+		t.Fatal("levels 1 and 3 give the same bytes: the level is not applied")
+	}
+}
