@@ -122,7 +122,7 @@ func (c *converter) run(ctx context.Context) error {
 		}
 		images = []*image{{src: *sm, slot: -1}}
 	}
-	source := manifestedit.Source{Name: c.src.Name(), IsIndex: index != nil}
+	source := manifestedit.Source{Name: c.src.Name(), IsIndex: index != nil, IndexMediaType: topType}
 	for _, img := range images {
 		source.Manifests = append(source.Manifests, img.src)
 	}

@@ -173,6 +173,8 @@ type SourceManifest struct {
 type Source struct {
 	Name    string
 	IsIndex bool
+	// IndexMediaType is the source index's media type, when IsIndex.
+	IndexMediaType string
 	// Manifests are the selected manifests, in index order.
 	Manifests []SourceManifest
 	// Signatures lists, per signed manifest, what signs it (empty when unsigned).
@@ -225,6 +227,13 @@ func MakePlan(src Source, o PlanOptions) (*Plan, error) {
 		p.Manifests = append(p.Manifests, *mp)
 		p.Warnings = append(p.Warnings, manifestWarnings(sm, mp)...)
 	}
+	if src.IsIndex {
+		var types []string
+		for _, m := range p.Manifests {
+			types = append(types, m.OutType)
+		}
+		p.IndexType = IndexType(src.IndexMediaType, types, o.ManifestFormat)
+	}
 	if images == 0 {
 		return nil, Refuse(ArtifactSource, src.Name, "the source holds no container image to convert (only artifacts)",
 			"copy artifacts unchanged (skopeo copy); fmtconv converts image layers")
@@ -269,8 +278,9 @@ func planManifest(sm SourceManifest, o PlanOptions) (*ManifestPlan, error) {
 	mp.Action, mp.Reason = "convert", fmt.Sprintf("image to %s", p(o.Target))
 	for i, l := range m.Layers {
 		lp, err := DecideLayer(i, l, claimedFormat(l), o)
-		if err != nil {
-			return nil, fmt.Errorf("manifest %s: %w", sm.Digest, err)
+		if r, ok := err.(*Refusal); ok {
+			r.Subject = fmt.Sprintf("manifest %s %s", sm.Digest, r.Subject)
+			return nil, r
 		}
 		mp.Layers = append(mp.Layers, lp)
 	}
@@ -363,6 +373,6 @@ func DecideLayer(i int, d ocispec.Descriptor, from layerformat.Format, o PlanOpt
 		lp.Action, lp.Reason = ActionConvert, "re-encoded (--force)"
 		return lp, nil
 	}
-	lp.Action, lp.Reason = ActionConvert, fmt.Sprintf("%s to %s", from, to)
+	lp.Action, lp.Reason = ActionConvert, fmt.Sprintf("the layer is %s, not %s", from, to)
 	return lp, nil
 }

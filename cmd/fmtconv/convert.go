@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,7 +34,7 @@ func transportOptions(c *cli.Context, prefix string) transport.Options {
 
 func convertCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "to", Required: true, Usage: "target layer format: uncompressed, gzip, zstd, zstd:chunked"},
+		&cli.StringFlag{Name: "to", Required: true, Usage: "target layer format: uncompressed, gzip, zstd, zstd:chunked, estargz, nydus"},
 		&cli.IntFlag{Name: "compression-level", Value: -1, DefaultText: "gzip 6, zstd 3, zstd:chunked 3", Usage: "compression level"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "manifest type: oci or v2s2 (default: keep the source's where the target allows)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "convert only this os/arch[/variant] of an index (repeatable)"},
@@ -43,6 +44,8 @@ func convertCommand() *cli.Command {
 		&cli.StringFlag{Name: "report", Usage: "write a JSON report, one entry per layer, to `FILE` (- for stdout)"},
 		&cli.StringFlag{Name: "tmpdir", Usage: "directory for temporary layer files (default $TMPDIR)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (per manifest and layer: action and reason) and write nothing"},
+		&cli.BoolFlag{Name: "remove-signatures", Usage: "convert a signed source; its signatures are not copied (they would no longer match)"},
 	}
 	flags = append(flags, transportFlags("src", "source")...)
 	flags = append(flags, transportFlags("dest", "destination")...)
@@ -75,15 +78,17 @@ Examples:
 				platforms = append(platforms, p)
 			}
 			opts := convert.Options{
-				Target:         target,
-				Level:          c.Int("compression-level"),
-				ManifestFormat: c.String("format"),
-				Platforms:      platforms,
-				Force:          c.Bool("force"),
-				Jobs:           c.Int("jobs"),
-				Src:            transportOptions(c, "src"),
-				Dst:            transportOptions(c, "dest"),
-				TempDir:        c.String("tmpdir"),
+				Target:           target,
+				Level:            c.Int("compression-level"),
+				ManifestFormat:   c.String("format"),
+				Platforms:        platforms,
+				Force:            c.Bool("force"),
+				Jobs:             c.Int("jobs"),
+				Src:              transportOptions(c, "src"),
+				Dst:              transportOptions(c, "dest"),
+				TempDir:          c.String("tmpdir"),
+				DryRun:           c.Bool("dry-run"),
+				RemoveSignatures: c.Bool("remove-signatures"),
 			}
 			var bars *progressBars
 			if !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())) {
@@ -94,7 +99,20 @@ Examples:
 			if bars != nil {
 				bars.Wait()
 			}
-			if err != nil {
+			if opts.DryRun && rep != nil && rep.Plan != nil {
+				if p := c.String("report"); p != "" {
+					if err := writeJSON(p, c.App.Writer, rep); err != nil {
+						return fmt.Errorf("--report: %w", err)
+					}
+				}
+				if c.String("report") != "-" {
+					printPlan(c.App.Writer, rep)
+				}
+			}
+			if errors.Is(err, convert.ErrNotImplemented) {
+				return &exitError{code: exitFailure, err: err}
+			}
+			if err != nil || opts.DryRun {
 				return err
 			}
 			if p := c.String("digestfile"); p != "" {
@@ -136,4 +154,30 @@ func short(d fmt.Stringer) string {
 		return s[i : i+12]
 	}
 	return s
+}
+
+// printPlan prints the dry-run plan: per manifest and layer, the action and the reason.
+func printPlan(w io.Writer, rep *convert.Report) {
+	p := rep.Plan
+	fmt.Fprintf(w, "plan: %s -> %s, target %s level %d\n", rep.Source, rep.Destination, p.Target, rep.Level)
+	if p.IndexType != "" {
+		fmt.Fprintf(w, "index: %s\n", p.IndexType)
+	}
+	for _, m := range p.Manifests {
+		plat := m.Platform
+		if plat == "" {
+			plat = "-"
+		}
+		fmt.Fprintf(w, "manifest %s %s %s: %s (%s)\n", m.Digest, plat, m.Role, m.Action, m.Reason)
+		for _, l := range m.Layers {
+			action := string(l.Action)
+			if l.Action == "convert" {
+				action = fmt.Sprintf("convert from %s to %s", l.From, l.To)
+			}
+			fmt.Fprintf(w, "  layer %d %s %d: %s (%s)\n", l.Index, l.Digest, l.Size, action, l.Reason)
+		}
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 }
