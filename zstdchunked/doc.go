@@ -57,8 +57,9 @@
 //     The zeros are fed to the rolling checksum but cannot end a chunk.
 //   - Frame restarts always happen where the reference compressor restarts,
 //     even when no byte was written in between. Such an empty frame is still
-//     emitted by the encoder (about 13 bytes: header, empty last block,
-//     checksum). This happens when a rolling-checksum cut falls on a file's
+//     emitted by the encoder (13 bytes: magic, frame header descriptor 04,
+//     window descriptor, an empty last raw block 01 00 00, and the xxhash
+//     checksum 99 e9 d8 51). This happens when a rolling-checksum cut falls on a file's
 //     last byte, right before a zero run, and after a zero run that ends a file.
 //   - Every frame is a complete zstd frame written by klauspost/compress's
 //     streaming encoder (zstd.NewWriter with WithEncoderLevel(
@@ -160,6 +161,11 @@
 //     keeps them in the last frame and in the tar-split.
 //   - A tar that ends inside its end-of-archive blocks (e.g. one zero block plus
 //     a partial one): the reference fails; Encode keeps the bytes.
+//
+// A tar truncated inside a run of >= 1024 zero bytes makes the reference spin
+// for ever (its holes finder turns the sticky read error into endless zero
+// bytes; observed with storage v1.65.0); Encode returns an error, as for any
+// other truncated tar.
 //
 // Bytes after the end-of-archive blocks are split into tar-split segments of
 // exactly 1 MiB. The reference splits them wherever the caller's Write calls

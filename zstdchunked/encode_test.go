@@ -200,7 +200,11 @@ func TestTOCContent(t *testing.T) {
 		if e.Digest != sha(es[i].data) {
 			t.Fatalf("%s: digest %s", e.Name, e.Digest)
 		}
-		// The frames [Offset, EndOffset) decode to the file.
+		// Offsets point at zstd frames, and the frames [Offset, EndOffset)
+		// decode to the file.
+		if !bytes.Equal(blob[e.Offset:e.Offset+4], ZstdFrameMagic[:]) || !bytes.Equal(blob[e.EndOffset:e.EndOffset+4], ZstdFrameMagic[:]) {
+			t.Fatalf("%s: offsets %d/%d are not at zstd frames", e.Name, e.Offset, e.EndOffset)
+		}
 		if got := decodeAll(t, blob[e.Offset:e.EndOffset]); !bytes.Equal(got, es[i].data) {
 			t.Fatalf("%s: frames decode to %d bytes", e.Name, len(got))
 		}
@@ -231,6 +235,9 @@ func TestTOCContent(t *testing.T) {
 			}
 			if c.EndOffset != 0 && j > 0 {
 				t.Fatalf("chunk entry with endOffset")
+			}
+			if !bytes.Equal(blob[c.Offset:c.Offset+4], ZstdFrameMagic[:]) {
+				t.Fatalf("%s chunk %d: offset %d is not at a zstd frame", e.Name, j, c.Offset)
 			}
 			if j > 0 && c.Offset <= all[j-1].Offset {
 				t.Fatalf("%s chunk %d: offset not increasing", e.Name, j)
