@@ -1,0 +1,125 @@
+package nydus
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// zstdDecoders pools streaming decoders. Chunks are at most 16 MiB, so the
+// window is bounded accordingly; the output is always bounded by the caller.
+var zstdDecoders = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(64<<20),
+		zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}}
+
+// ErrUnsupported is wrapped by errors for valid but unsupported features
+// (gzip/zran chunks, batch chunks, encryption, tarfs mode).
+var ErrUnsupported = errors.New("nydus: unsupported feature")
+
+// decompressExact decompresses src with algo into dst, which has the exact
+// uncompressed size; anything else (short, long, corrupt) is an error.
+func decompressExact(algo Compressor, src, dst []byte) error {
+	switch algo {
+	case CompressNone:
+		if len(src) != len(dst) {
+			return fmt.Errorf("stored size %d ≠ expected %d", len(src), len(dst))
+		}
+		copy(dst, src)
+		return nil
+	case CompressLZ4Block:
+		return lz4DecompressBlock(src, dst)
+	case CompressZstd:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		defer func() {
+			_ = d.Reset(nil)
+			zstdDecoders.Put(d)
+		}()
+		if err := d.Reset(bytes.NewReader(src)); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(d, dst); err != nil {
+			return fmt.Errorf("zstd: %w", err)
+		}
+		var one [1]byte
+		if n, err := d.Read(one[:]); n != 0 || err != io.EOF {
+			if err != nil && err != io.EOF {
+				return fmt.Errorf("zstd: %w", err)
+			}
+			return errors.New("zstd: more data than expected")
+		}
+		return nil
+	case CompressGzip:
+		return fmt.Errorf("%w: gzip (zran) chunks", ErrUnsupported)
+	}
+	return fmt.Errorf("%w: compressor %d", ErrUnsupported, uint32(algo))
+}
+
+// decompressLimited decompresses a whole section (a bootstrap or a ci array)
+// whose uncompressed size is expected to be want bytes; at most limit bytes are
+// produced, and memory grows only with real output.
+func decompressLimited(algo Compressor, src []byte, want, limit int64) ([]byte, error) {
+	if want < 0 || want > limit {
+		return nil, fmt.Errorf("uncompressed size %d over the limit %d", want, limit)
+	}
+	switch algo {
+	case CompressNone:
+		if int64(len(src)) != want {
+			return nil, fmt.Errorf("stored size %d ≠ expected %d", len(src), want)
+		}
+		return bytes.Clone(src), nil
+	case CompressLZ4Block:
+		dst := make([]byte, want)
+		if err := lz4DecompressBlock(src, dst); err != nil {
+			return nil, err
+		}
+		return dst, nil
+	case CompressZstd:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		defer func() {
+			_ = d.Reset(nil)
+			zstdDecoders.Put(d)
+		}()
+		if err := d.Reset(bytes.NewReader(src)); err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		n, err := io.Copy(&buf, io.LimitReader(d, want+1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		if n != want {
+			return nil, fmt.Errorf("zstd: decompressed %d bytes, expected %d", n, want)
+		}
+		return buf.Bytes(), nil
+	}
+	return nil, fmt.Errorf("%w: compressor %d", ErrUnsupported, uint32(algo))
+}
+
+// chunkDigest computes the chunk digest of uncompressed data.
+func chunkDigest(algo Digester, data []byte) ([32]byte, error) {
+	switch algo {
+	case DigestBlake3:
+		return blake3Sum256(data), nil
+	case DigestSHA256:
+		return sha256.Sum256(data), nil
+	}
+	return [32]byte{}, fmt.Errorf("%w: digester %d", ErrUnsupported, uint32(algo))
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc32c(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
