@@ -137,12 +137,12 @@ func walk(ctx context.Context, name string, o Options, full bool) (*Result, erro
 				w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: d.Digest,
 					Message: fmt.Sprintf("index entry %s says %d bytes, the manifest has %d", d.Digest, d.Size, len(raw))})
 			}
-			if err := w.image(ctx, raw, cmt, d.Platform); err != nil {
+			if err := w.image(ctx, raw, cmt, d); err != nil {
 				return nil, err
 			}
 		}
 	default:
-		if err := w.image(ctx, top, mt, nil); err != nil {
+		if err := w.image(ctx, top, mt, ocispec.Descriptor{}); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +155,8 @@ func walk(ctx context.Context, name string, o Options, full bool) (*Result, erro
 	return w.res, nil
 }
 
-func (w *walker) image(ctx context.Context, raw []byte, mt string, p *ocispec.Platform) error {
+func (w *walker) image(ctx context.Context, raw []byte, mt string, desc ocispec.Descriptor) error {
+	p := desc.Platform
 	md := digest.FromBytes(raw)
 	mr := ManifestResult{Digest: md, MediaType: mt}
 	if p != nil {
@@ -172,7 +173,8 @@ func (w *walker) image(ctx context.Context, raw []byte, mt string, p *ocispec.Pl
 	}
 	mr.Config = m.Config.Digest
 	var diffIDs []digest.Digest
-	isImage := m.Config.MediaType == layerformat.MediaTypeOCIConfig || m.Config.MediaType == layerformat.MediaTypeDockerConfig
+	// Artifacts and attestations are checked blob by blob; only images have layers and diff_ids.
+	isImage := manifestedit.Role(m, desc) == manifestedit.RoleImage
 	if isImage {
 		cfg, err := w.readConfig(ctx, m.Config, md)
 		if err != nil {
@@ -195,6 +197,10 @@ func (w *walker) image(ctx context.Context, raw []byte, mt string, p *ocispec.Pl
 		}
 		if isImage {
 			if err := w.layer(ctx, md, l, &lr); err != nil {
+				return err
+			}
+		} else if w.full {
+			if err := w.blob(ctx, md, l, &lr); err != nil {
 				return err
 			}
 		}
@@ -320,6 +326,28 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 	}
 	if blob.n != l.Size {
 		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.n, l.Size))
+	}
+	return nil
+}
+
+// blob checks a non-layer blob (of an artifact or attestation): digest and size only.
+func (w *walker) blob(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult) error {
+	idx := lr.Index
+	lr.Format = "blob"
+	rc, err := w.src.Blob(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	b := &countingHash{r: rc, h: sha256.New()}
+	if _, err := io.Copy(io.Discard, layerformat.ContextReader(ctx, b)); err != nil {
+		return fmt.Errorf("blob %s: %w", l.Digest, err)
+	}
+	if got := b.digest(); got != l.Digest {
+		w.add(Finding{Check: CheckBlobDigest, Severity: Error, Manifest: md, Layer: &idx, Blob: l.Digest, Message: fmt.Sprintf("the blob's content has digest %s", got)})
+	}
+	if b.n != l.Size {
+		w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: md, Layer: &idx, Blob: l.Digest, Message: fmt.Sprintf("the blob has %d bytes, its descriptor says %d", b.n, l.Size)})
 	}
 	return nil
 }
