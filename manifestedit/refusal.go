@@ -48,6 +48,12 @@ const (
 	DuplicatePath Code = "DUPLICATE_PATH"
 	// PAXGlobalHeader: the layer has a PAX global header, which the target format cannot represent.
 	PAXGlobalHeader Code = "PAX_GLOBAL_HEADER"
+	// SparseFile: the layer has a GNU sparse file, which the target's TOC cannot describe bit for bit.
+	SparseFile Code = "SPARSE_FILE"
+	// UnsupportedEntryType: a tar entry type the target's TOC cannot name.
+	UnsupportedEntryType Code = "UNSUPPORTED_ENTRY_TYPE"
+	// NonUTF8Name: a name that is not valid UTF-8, which a JSON TOC cannot carry unchanged.
+	NonUTF8Name Code = "NON_UTF8_NAME"
 	// UnknownLayerFormat: the layer's bytes are not a tar, gzip or zstd stream fmtconv can read.
 	UnknownLayerFormat Code = "UNKNOWN_LAYER_FORMAT"
 )
