@@ -1,0 +1,598 @@
+package estargz
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	digest "github.com/opencontainers/go-digest"
+	tarsplit "github.com/vbatts/tar-split/archive/tar"
+)
+
+// EncodeOptions configure Encode. The zero value gives upstream's layout at
+// gzip level 6.
+type EncodeOptions struct {
+	// Level is the gzip level, 1 (fastest) to 9 (smallest); 0 means
+	// DefaultLevel (6). Upstream's Build defaults to 9.
+	Level int
+	// ChunkSize is the largest payload of one gzip member; 0 means
+	// DefaultChunkSize (4 MiB). Larger files are split into "chunk" entries.
+	ChunkSize int
+	// MinChunkSize, if positive, lets several small payloads share one gzip
+	// member (TOC entries with an innerOffset) until the member holds at least
+	// MinChunkSize UNCOMPRESSED bytes. Upstream counts compressed bytes, which
+	// forces it to compress sequentially; counting uncompressed bytes keeps the
+	// output independent of the worker count. Landmarks always start a member.
+	MinChunkSize int
+	// PrioritizedFiles are moved to the front, in this order, each preceded by
+	// its parent directories and hard link targets, and followed by
+	// .prefetch.landmark (upstream's WithPrioritizedFiles; every path must
+	// exist). Without them the layer starts with .no.prefetch.landmark.
+	// Prioritizing needs the whole tar before writing: its payloads are then
+	// spooled to a temporary file in TempDir.
+	PrioritizedFiles []string
+	// TempDir is where the spool file goes ("" means os.TempDir()).
+	TempDir string
+}
+
+// EncodeResult describes an encoded blob.
+type EncodeResult struct {
+	// Annotations are the two layer annotations eStargz needs:
+	// AnnotationTOCDigest and AnnotationUncompressedSize.
+	Annotations map[string]string
+	// TOCDigest is the sha256 of the uncompressed TOC JSON.
+	TOCDigest digest.Digest
+	// DiffID is the sha256 of the uncompressed blob: the rewritten tar, with
+	// the landmark first and the TOC entry and end-of-archive blocks last. It
+	// differs from the input's, so the config's rootfs.diff_ids must change.
+	DiffID digest.Digest
+	// UncompressedSize is the length of that uncompressed stream.
+	UncompressedSize int64
+	// TOCOffset is the offset of the TOC member (also in the footer).
+	TOCOffset int64
+}
+
+// Encode reads an uncompressed tar stream to its end and writes it to w as an
+// eStargz blob.
+//
+// The uncompressed stream is the one upstream's
+// estargz.Build(WithParallelism(1), WithChunkSize, ...) produces for the same
+// input: every header is re-encoded exactly as upstream does (archive/tar,
+// then tar-split's archive/tar) and a landmark is added, so the stream up to
+// the TOC entry, and the TOC except its compressed offsets, are byte for byte
+// upstream's. (The DiffID is not: the TOC entry, with its offsets, is part of
+// the stream.) The gzip members start where upstream's start
+// (the blob start, every payload chunk, the TOC, the footer), but are
+// compressed with klauspost/compress on GOMAXPROCS workers (see member.go),
+// so the blob is not byte-identical to upstream's; it is the same whatever
+// GOMAXPROCS is.
+//
+// Differences from upstream's Build: duplicate paths are refused
+// (CodeDuplicatePath) instead of keeping the last one; MinChunkSize counts
+// uncompressed bytes; non-UTF-8 names are refused. On error, what was written
+// to w is garbage.
+func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOptions) (*EncodeResult, error) {
+	if opts.Level == 0 {
+		opts.Level = DefaultLevel
+	}
+	if opts.Level < 1 || opts.Level > 9 {
+		return nil, fmt.Errorf("estargz: gzip level %d out of range 1..9", opts.Level)
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.MinChunkSize < 0 {
+		opts.MinChunkSize = 0
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	bw := bufio.NewWriterSize(w, 1<<20)
+	e := &encoder{
+		opts:    opts,
+		pipe:    newPipeline(ctx, bw, workers),
+		diffID:  sha256.New(),
+		toc:     &JTOC{Version: 1},
+		seen:    map[string]struct{}{},
+		workers: workers,
+	}
+	in := bufio.NewReaderSize(ctxReader{ctx, tarStream}, 256<<10)
+	var err error
+	if len(opts.PrioritizedFiles) > 0 {
+		err = e.spooled(in)
+	} else {
+		err = e.streamed(in)
+	}
+	if err == nil {
+		err = e.closeMember()
+	}
+	if cerr := e.pipe.close(); cerr != nil && (err == nil || errors.Is(err, errPipelineFailed)) {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.finish(bw)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type memberRef struct {
+	ent    *TOCEntry
+	member int
+}
+
+type encoder struct {
+	opts    EncodeOptions
+	pipe    *pipeline
+	workers int
+
+	cur       *part // the open part of the open member, nil between members
+	members   int   // members opened so far
+	memberLen int64 // uncompressed bytes in the open member
+	diffID    hash.Hash
+	total     int64
+
+	toc          *JTOC
+	refs         []memberRef
+	lastUsername map[int]string
+	lastGroup    map[int]string
+	seen         map[string]struct{}
+
+	rt1, rt2 bytes.Buffer // header re-encoding buffers
+	chunkH   hash.Hash
+	fileH    hash.Hash
+}
+
+// ---- member writing ----
+
+func (e *encoder) openMember() {
+	if e.cur == nil {
+		e.cur = &part{raw: getBuf(), first: true, level: e.opts.Level}
+		e.members++
+		e.memberLen = 0
+	}
+}
+
+// cutPart sends the full current part and starts the member's next part.
+func (e *encoder) cutPart() error {
+	prev := e.cur
+	next := &part{raw: getBuf(), level: e.opts.Level}
+	next.dict = append([]byte(nil), prev.raw[len(prev.raw)-dictLength:]...)
+	e.cur = next
+	return e.pipe.send(prev)
+}
+
+func (e *encoder) closeMember() error {
+	if e.cur == nil {
+		return nil
+	}
+	pt := e.cur
+	pt.final = true
+	e.cur = nil
+	return e.pipe.send(pt)
+}
+
+// appendBytes adds b to the open member (opening one if needed).
+func (e *encoder) appendBytes(b []byte) error {
+	e.openMember()
+	e.diffID.Write(b)
+	e.total += int64(len(b))
+	e.memberLen += int64(len(b))
+	for len(b) > 0 {
+		room := partCap - len(e.cur.raw)
+		if room == 0 {
+			if err := e.cutPart(); err != nil {
+				return err
+			}
+			continue
+		}
+		k := min(room, len(b))
+		e.cur.raw = append(e.cur.raw, b[:k]...)
+		b = b[k:]
+	}
+	return nil
+}
+
+// appendFrom reads exactly n bytes of r into the open member, feeding hs too.
+func (e *encoder) appendFrom(r io.Reader, n int64, hs ...hash.Hash) error {
+	e.openMember()
+	for n > 0 {
+		room := partCap - len(e.cur.raw)
+		if room == 0 {
+			if err := e.cutPart(); err != nil {
+				return err
+			}
+			continue
+		}
+		k := int(min(int64(room), n))
+		l := len(e.cur.raw)
+		if cap(e.cur.raw) < l+k {
+			grow := max(l+k, min(2*cap(e.cur.raw), partCap))
+			nb := make([]byte, l, grow)
+			copy(nb, e.cur.raw)
+			putBuf(e.cur.raw)
+			e.cur.raw = nb
+		}
+		buf := e.cur.raw[l : l+k]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		e.cur.raw = e.cur.raw[:l+k]
+		e.diffID.Write(buf)
+		for _, h := range hs {
+			h.Write(buf)
+		}
+		e.total += int64(k)
+		e.memberLen += int64(k)
+		n -= int64(k)
+	}
+	return nil
+}
+
+// ---- entries ----
+
+var zeroBlock [512]byte
+
+func landmarkHeader(name string) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1}
+}
+
+// checkEntry refuses what the encoder cannot represent and says whether the
+// entry is one of ours (landmark, TOC) to drop.
+func (e *encoder) checkEntry(h *tar.Header) (drop bool, err error) {
+	name := CleanEntryName(h.Name)
+	switch h.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return false, &UnsupportedInputError{Code: CodePAXGlobalHeader, Path: h.Name, Reason: "PAX global headers have no TOC representation"}
+	case tar.TypeGNUSparse:
+		return false, &UnsupportedInputError{Code: CodeSparseFile, Path: h.Name, Reason: "GNU sparse file"}
+	case tar.TypeReg, tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+	default:
+		return false, &UnsupportedInputError{Code: CodeUnsupportedEntryType, Path: h.Name, Reason: fmt.Sprintf("entry type %q", h.Typeflag)}
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return false, &UnsupportedInputError{Code: CodeSparseFile, Path: h.Name, Reason: "PAX sparse file (" + k + ")"}
+		}
+		if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && !utf8.ValidString(x) {
+			return false, &UnsupportedInputError{Code: CodeNonUTF8Name, Path: h.Name, Reason: "xattr name is not UTF-8"}
+		}
+	}
+	for _, s := range []string{h.Name, h.Linkname, h.Uname, h.Gname} {
+		if !utf8.ValidString(s) {
+			return false, &UnsupportedInputError{Code: CodeNonUTF8Name, Path: h.Name, Reason: fmt.Sprintf("%q is not UTF-8", s)}
+		}
+	}
+	switch name {
+	case PrefetchLandmark, NoPrefetchLandmark, TOCTarName:
+		return true, nil
+	}
+	if _, dup := e.seen[name]; dup {
+		return false, &UnsupportedInputError{Code: CodeDuplicatePath, Path: h.Name, Reason: "the path occurs twice in the layer"}
+	}
+	e.seen[name] = struct{}{}
+	if h.Typeflag != tar.TypeReg {
+		// Header-only types carry no data whatever their size field says.
+		h.Size = 0
+	}
+	return false, nil
+}
+
+// reencode is upstream's path of a header through Build: archive/tar writes
+// it (readerFromEntries), tar-split's reader parses it and tar-split's writer
+// writes it (Writer.AppendTar). It returns the parsed header and the bytes.
+func (e *encoder) reencode(h0 *tar.Header) (*tarsplit.Header, []byte, error) {
+	e.rt1.Reset()
+	if err := tar.NewWriter(&e.rt1).WriteHeader(h0); err != nil {
+		return nil, nil, fmt.Errorf("failed to write tar header %q: %w", h0.Name, err)
+	}
+	h, err := tarsplit.NewReader(bytes.NewReader(e.rt1.Bytes())).Next()
+	if err != nil {
+		return nil, nil, fmt.Errorf("re-reading tar header %q: %w", h0.Name, err)
+	}
+	e.rt2.Reset()
+	if err := tarsplit.NewWriter(&e.rt2).WriteHeader(h); err != nil {
+		return nil, nil, fmt.Errorf("failed to write tar header %q: %w", h0.Name, err)
+	}
+	return h, e.rt2.Bytes(), nil
+}
+
+func nameIfChanged(mp *map[int]string, id int, name string) string {
+	if name == "" {
+		return ""
+	}
+	if *mp == nil {
+		*mp = make(map[int]string)
+	}
+	if (*mp)[id] == name {
+		return ""
+	}
+	(*mp)[id] = name
+	return name
+}
+
+func formatModtime(t time.Time) string {
+	if t.IsZero() || t.Unix() == 0 {
+		return ""
+	}
+	return t.UTC().Round(time.Second).Format(time.RFC3339)
+}
+
+// writeEntry appends one entry as upstream's Writer.AppendTar does; payload
+// holds h0.Size bytes for regular files.
+func (e *encoder) writeEntry(h0 *tar.Header, payload io.Reader) error {
+	h, hdr, err := e.reencode(h0)
+	if err != nil {
+		return err
+	}
+	var xattrs map[string][]byte
+	for k, v := range h.PAXRecords {
+		if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if xattrs == nil {
+				xattrs = map[string][]byte{}
+			}
+			xattrs[x] = []byte(v)
+		}
+	}
+	ent := &TOCEntry{
+		Name:        h.Name,
+		Mode:        h.Mode,
+		UID:         h.Uid,
+		GID:         h.Gid,
+		Uname:       nameIfChanged(&e.lastUsername, h.Uid, h.Uname),
+		Gname:       nameIfChanged(&e.lastGroup, h.Gid, h.Gname),
+		ModTime3339: formatModtime(h.ModTime),
+		Xattrs:      xattrs,
+	}
+	if err := e.appendBytes(hdr); err != nil {
+		return err
+	}
+	switch h.Typeflag {
+	case tarsplit.TypeLink:
+		ent.Type, ent.LinkName = "hardlink", h.Linkname
+	case tarsplit.TypeSymlink:
+		ent.Type, ent.LinkName = "symlink", h.Linkname
+	case tarsplit.TypeDir:
+		ent.Type = "dir"
+	case tarsplit.TypeReg:
+		ent.Type, ent.Size = "reg", h.Size
+	case tarsplit.TypeChar:
+		ent.Type, ent.DevMajor, ent.DevMinor = "char", int(h.Devmajor), int(h.Devminor)
+	case tarsplit.TypeBlock:
+		ent.Type, ent.DevMajor, ent.DevMinor = "block", int(h.Devmajor), int(h.Devminor)
+	case tarsplit.TypeFifo:
+		ent.Type = "fifo"
+	default:
+		return &UnsupportedInputError{Code: CodeUnsupportedEntryType, Path: h.Name, Reason: fmt.Sprintf("entry type %q", h.Typeflag)}
+	}
+	if ent.Type != "reg" {
+		e.toc.Entries = append(e.toc.Entries, ent)
+		return nil
+	}
+	if ent.Size == 0 {
+		ent.Digest = digest.SHA256.FromBytes(nil).String()
+		e.toc.Entries = append(e.toc.Entries, ent)
+		return nil
+	}
+	reg := ent
+	total := ent.Size
+	chunkSize := int64(e.opts.ChunkSize)
+	if e.chunkH == nil {
+		e.chunkH, e.fileH = sha256.New(), sha256.New()
+	}
+	multi := total > chunkSize
+	e.fileH.Reset()
+	landmark := h.Name == PrefetchLandmark || h.Name == NoPrefetchLandmark
+	for written := int64(0); written < total; {
+		cs := chunkSize
+		if remain := total - written; remain < cs {
+			cs = remain
+		} else {
+			ent.ChunkSize = cs
+		}
+		if e.cur == nil || e.opts.MinChunkSize == 0 || (landmark && written == 0) || e.memberLen >= int64(e.opts.MinChunkSize) {
+			if err := e.closeMember(); err != nil {
+				return err
+			}
+			e.openMember()
+		} else {
+			ent.InnerOffset = e.memberLen
+		}
+		e.refs = append(e.refs, memberRef{ent, e.members - 1})
+		ent.ChunkOffset = written
+		e.chunkH.Reset()
+		var err error
+		if multi {
+			err = e.appendFrom(payload, cs, e.chunkH, e.fileH)
+		} else {
+			err = e.appendFrom(payload, cs, e.chunkH)
+		}
+		if err != nil {
+			return fmt.Errorf("error copying %q: %w", h.Name, err)
+		}
+		ent.ChunkDigest = digest.NewDigest(digest.SHA256, e.chunkH).String()
+		e.toc.Entries = append(e.toc.Entries, ent)
+		written += cs
+		ent = &TOCEntry{Name: h.Name, Type: "chunk"}
+	}
+	if multi {
+		reg.Digest = digest.NewDigest(digest.SHA256, e.fileH).String()
+	} else {
+		reg.Digest = reg.ChunkDigest
+	}
+	if pad := -total & 511; pad > 0 {
+		return e.appendBytes(zeroBlock[:pad])
+	}
+	return nil
+}
+
+// streamed encodes in input order: the landmark, then every entry.
+func (e *encoder) streamed(in io.Reader) error {
+	if err := e.writeEntry(landmarkHeader(NoPrefetchLandmark), bytes.NewReader([]byte{LandmarkContents})); err != nil {
+		return err
+	}
+	tr := tar.NewReader(in)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("failed to parse tar file: %w", err)
+		}
+		drop, err := e.checkEntry(h)
+		if err != nil {
+			return err
+		}
+		if drop {
+			continue
+		}
+		if err := e.writeEntry(h, tr); err != nil {
+			return err
+		}
+	}
+	_, err := io.Copy(io.Discard, in)
+	return err
+}
+
+// spooled reads the whole tar first (payloads into a temporary file), then
+// encodes in upstream's prioritized order.
+func (e *encoder) spooled(in io.Reader) error {
+	f, err := os.CreateTemp(e.opts.TempDir, "estargz-spool-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var entries []*spoolEntry
+	var off int64
+	tr := tar.NewReader(in)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("failed to parse tar file: %w", err)
+		}
+		drop, err := e.checkEntry(h)
+		if err != nil {
+			return err
+		}
+		if drop {
+			continue
+		}
+		se := &spoolEntry{h: h, off: off}
+		if h.Typeflag == tar.TypeReg && h.Size > 0 {
+			n, err := io.Copy(bw, tr)
+			if err != nil {
+				return err
+			}
+			if n != h.Size {
+				return fmt.Errorf("%q: %w", h.Name, io.ErrUnexpectedEOF)
+			}
+			off += n
+		}
+		entries = append(entries, se)
+	}
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	sorted, err := sortEntries(entries, e.opts.PrioritizedFiles)
+	if err != nil {
+		return err
+	}
+	for _, se := range sorted {
+		var payload io.Reader
+		switch {
+		case se.landmark:
+			payload = bytes.NewReader([]byte{LandmarkContents})
+		case se.h.Typeflag == tar.TypeReg:
+			payload = bufio.NewReaderSize(io.NewSectionReader(f, se.off, se.h.Size), 256<<10)
+		}
+		if err := e.writeEntry(se.h, payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish writes the TOC member and the footer once every member is written.
+func (e *encoder) finish(bw *bufio.Writer) (*EncodeResult, error) {
+	offs := e.pipe.memberOffsets
+	for _, r := range e.refs {
+		r.ent.Offset = offs[r.member]
+	}
+	tocJSON, err := json.MarshalIndent(e.toc, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	var tocTar bytes.Buffer
+	tw := tar.NewWriter(&tocTar)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: TOCTarName, Size: int64(len(tocJSON))}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(tocJSON); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	e.diffID.Write(tocTar.Bytes())
+	e.total += int64(tocTar.Len())
+	tocOffset, err := e.pipe.compressMember(tocTar.Bytes(), e.opts.Level, e.workers)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.pipe.write(Footer{TOCOffset: tocOffset}.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	tocDigest := digest.FromBytes(tocJSON)
+	res := &EncodeResult{
+		TOCDigest:        tocDigest,
+		DiffID:           digest.NewDigest(digest.SHA256, e.diffID),
+		UncompressedSize: e.total,
+		TOCOffset:        tocOffset,
+	}
+	res.Annotations = map[string]string{
+		AnnotationTOCDigest:        tocDigest.String(),
+		AnnotationUncompressedSize: strconv.FormatInt(e.total, 10),
+	}
+	return res, nil
+}

@@ -1,0 +1,253 @@
+package estargz
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// This file is the compressing half of the writer: gzip members cut into
+// parts, compressed on several goroutines and written in order.
+//
+// A gzip member is a 10-byte header, a raw deflate stream and an 8-byte
+// trailer (CRC-32 and length of the uncompressed data). A member whose data is
+// longer than partCap is cut into parts of partCap bytes; every part but the
+// last is compressed with a sync flush (so it ends on a byte boundary with a
+// non-final block) and every part but the first gets the previous 32 KiB as
+// its deflate dictionary, so the concatenated parts are one valid deflate
+// stream. Each part depends only on its own bytes, its dictionary and the
+// level, so the blob is the same whatever the number of workers. partCap is
+// part of the output format of this writer: changing it changes blobs.
+const (
+	partCap    = 4 << 20
+	dictLength = 32 << 10
+)
+
+// part is a piece of one gzip member.
+type part struct {
+	raw   []byte // uncompressed bytes
+	dict  []byte // deflate dictionary (the previous part's tail), or nil
+	first bool   // the first part of its member: the gzip header precedes it
+	final bool   // the last part: compressed with a final block, the trailer follows
+	level int
+	comp  []byte // compressed bytes (deflate only)
+	done  chan struct{}
+}
+
+// gzipHeader is the 10-byte member header written by Go's compress/gzip (and
+// so by upstream): no flags, MTIME 0, XFL 2 for level 9 and 4 for level 1, OS 255.
+func gzipHeader(level int) []byte {
+	h := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+	switch level {
+	case 9:
+		h[8] = 2
+	case 1:
+		h[8] = 4
+	}
+	return h
+}
+
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// deflater compresses parts; one per worker.
+type deflater struct {
+	level int
+	fw    *flate.Writer
+	out   appendWriter
+}
+
+func (d *deflater) compress(p *part) {
+	if d.fw == nil || d.level != p.level {
+		d.fw, _ = flate.NewWriter(nil, p.level) // the level was checked by Encode
+		d.level = p.level
+	}
+	d.out.b = p.comp[:0]
+	d.fw.ResetDict(&d.out, p.dict)
+	d.fw.Write(p.raw)
+	if p.final {
+		d.fw.Close()
+	} else {
+		d.fw.Flush()
+	}
+	p.comp = d.out.b
+	d.out.b = nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 2*partCap {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
+// pipeline compresses parts on workers and writes them in order to bw.
+type pipeline struct {
+	ctx     context.Context
+	bw      *bufio.Writer
+	work    chan *part
+	order   chan *part
+	workers sync.WaitGroup
+	done    chan struct{}
+	closed  bool
+	failed  atomic.Bool // set by the collector when it stops writing
+
+	// Owned by the collector until done is closed.
+	err           error
+	written       int64
+	memberOffsets []int64
+	crc           uint32
+	isize         uint32
+}
+
+func newPipeline(ctx context.Context, bw *bufio.Writer, workers int) *pipeline {
+	inflight := 2*workers + 2
+	p := &pipeline{
+		ctx:   ctx,
+		bw:    bw,
+		work:  make(chan *part, inflight+1),
+		order: make(chan *part, inflight),
+		done:  make(chan struct{}),
+	}
+	for range workers {
+		p.workers.Go(func() {
+			var d deflater
+			for pt := range p.work {
+				d.compress(pt)
+				close(pt.done)
+			}
+		})
+	}
+	go p.collect()
+	return p
+}
+
+// send queues a part; it blocks while too many parts are in flight.
+func (p *pipeline) send(pt *part) error {
+	if p.failed.Load() {
+		return errPipelineFailed
+	}
+	pt.done = make(chan struct{})
+	select {
+	case p.order <- pt:
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+	p.work <- pt
+	return nil
+}
+
+func (p *pipeline) collect() {
+	defer close(p.done)
+	for pt := range p.order {
+		<-pt.done
+		if p.err == nil {
+			p.err = p.ctx.Err()
+		}
+		if p.err == nil {
+			p.err = p.writePart(pt)
+		}
+		if p.err != nil {
+			p.failed.Store(true)
+		}
+		putBuf(pt.raw)
+		putBuf(pt.comp)
+	}
+}
+
+func (p *pipeline) writePart(pt *part) error {
+	if pt.first {
+		p.memberOffsets = append(p.memberOffsets, p.written)
+		p.crc, p.isize = 0, 0
+		if err := p.write(gzipHeader(pt.level)); err != nil {
+			return err
+		}
+	}
+	if err := p.write(pt.comp); err != nil {
+		return err
+	}
+	p.crc = crc32.Update(p.crc, crc32.IEEETable, pt.raw)
+	p.isize += uint32(len(pt.raw))
+	if pt.final {
+		var tr [8]byte
+		binary.LittleEndian.PutUint32(tr[:4], p.crc)
+		binary.LittleEndian.PutUint32(tr[4:], p.isize)
+		return p.write(tr[:])
+	}
+	return nil
+}
+
+func (p *pipeline) write(b []byte) error {
+	n, err := p.bw.Write(b)
+	p.written += int64(n)
+	return err
+}
+
+var errPipelineFailed = errors.New("estargz: writing the blob failed")
+
+// close waits for every queued part to be written and returns the first error.
+func (p *pipeline) close() error {
+	if !p.closed {
+		p.closed = true
+		close(p.order)
+		close(p.work)
+		p.workers.Wait()
+		<-p.done
+	}
+	return p.err
+}
+
+// compressMember writes raw as one complete member after the pipeline has
+// been closed (used for the TOC), compressing its parts concurrently.
+func (p *pipeline) compressMember(raw []byte, level, workers int) (offset int64, err error) {
+	parts := splitParts(raw, level)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for _, pt := range parts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var d deflater
+			d.compress(pt)
+		})
+	}
+	wg.Wait()
+	offset = p.written
+	for _, pt := range parts {
+		if err := p.writePart(pt); err != nil {
+			return 0, err
+		}
+	}
+	return offset, nil
+}
+
+// splitParts cuts one member's bytes into parts the way the streaming writer does.
+func splitParts(raw []byte, level int) []*part {
+	var parts []*part
+	for i := 0; ; i += partCap {
+		end := min(i+partCap, len(raw))
+		pt := &part{raw: raw[i:end], first: i == 0, final: end == len(raw), level: level}
+		if i > 0 {
+			pt.dict = raw[max(0, i-dictLength):i]
+		}
+		parts = append(parts, pt)
+		if pt.final {
+			return parts
+		}
+	}
+}
