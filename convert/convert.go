@@ -247,8 +247,11 @@ func (c *converter) readManifest(ctx context.Context, instance *digest.Digest, d
 	switch mt {
 	case layerformat.MediaTypeOCIManifest, layerformat.MediaTypeDockerManifest:
 	case layerformat.MediaTypeDockerSchema1, layerformat.MediaTypeDockerSchema1Signed:
-		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, md.String(),
-			"Docker schema1 manifests are not converted yet", "convert the image to OCI first with skopeo copy --format oci")
+		m, s1, err := manifestedit.ParseSchema1(raw, mt)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", md, err)
+		}
+		return &manifestedit.SourceManifest{Manifest: m, Digest: md, Descriptor: desc, Schema1: s1}, nil
 	default:
 		return nil, manifestedit.Refuse(manifestedit.UnsupportedManifest, md.String(),
 			fmt.Sprintf("manifest type %q is not an image manifest fmtconv converts", mt), "")
@@ -304,10 +307,17 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 			}
 			continue
 		}
-		diffIDs, _ := manifestedit.ConfigDiffIDs(img.src.Config)
-		img.diffIDs = diffIDs
+		var diffIDs []digest.Digest
+		if img.src.Schema1 == nil {
+			diffIDs, _ = manifestedit.ConfigDiffIDs(img.src.Config)
+		}
+		img.diffIDs = diffIDs // nil for schema1: computed from the content
 		for i, l := range m.Layers {
-			add(&layerJob{desc: l, index: i, plan: img.plan.Layers[i], configDiffID: diffIDs[i]})
+			var want digest.Digest
+			if diffIDs != nil {
+				want = diffIDs[i]
+			}
+			add(&layerJob{desc: l, index: i, plan: img.plan.Layers[i], configDiffID: want})
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -342,15 +352,22 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 	diffIDs := make([]digest.Digest, len(m.Layers))
 	for i, l := range m.Layers {
 		r := c.layers[l.Digest].result
-		if r.sourceDiffID != "" && r.sourceDiffID != img.diffIDs[i] {
+		if img.diffIDs == nil && r.sourceDiffID == "" {
+			// Schema1: the diff_id must come from the content, so the blob must have been read.
+			r.sourceDiffID, r.diffID = r.report.DiffID, r.report.DiffID
+		}
+		if img.diffIDs != nil && r.sourceDiffID != "" && r.sourceDiffID != img.diffIDs[i] {
 			return nil, manifestedit.Refuse(manifestedit.SourceDiffIDMismatch, fmt.Sprintf("manifest %s layer %d (%s)", img.src.Digest, i, l.Digest),
 				fmt.Sprintf("the layer decompresses to %s but its config claims %s", r.sourceDiffID, img.diffIDs[i]),
 				"the source image is corrupt; rebuild or re-pull it")
 		}
 		layers[i] = manifestedit.EditLayer(l, r.from, r.change, img.plan.OutType)
 		diffIDs[i] = r.diffID
-		if diffIDs[i] == "" { // kept as it is and not read
+		if diffIDs[i] == "" && img.diffIDs != nil { // kept as it is and not read
 			diffIDs[i] = img.diffIDs[i]
+		}
+		if diffIDs[i] == "" {
+			return nil, fmt.Errorf("manifest %s layer %d: no diff_id could be computed", img.src.Digest, i)
 		}
 		rep := r.report
 		rep.Manifest, rep.Index = img.src.Digest, i
@@ -359,7 +376,7 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 	}
 	// Lossless targets keep every diff_id; anything else is a bug we refuse to publish.
 	for i := range diffIDs {
-		if !layerformat.KeepsDiffID(c.o.Target) {
+		if !layerformat.KeepsDiffID(c.o.Target) || img.diffIDs == nil {
 			break
 		}
 		if diffIDs[i] != img.diffIDs[i] {
@@ -368,7 +385,13 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 				"report this as a bug; use --to gzip or --to zstd meanwhile")
 		}
 	}
-	config, err := manifestedit.EditConfigDiffIDs(img.src.Config, diffIDs)
+	var config []byte
+	var err error
+	if img.src.Schema1 != nil {
+		config, err = img.src.Schema1.Config(diffIDs)
+	} else {
+		config, err = manifestedit.EditConfigDiffIDs(img.src.Config, diffIDs)
+	}
 	if err != nil {
 		return nil, err
 	}

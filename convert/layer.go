@@ -60,8 +60,9 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 		// A foreign layer lives at its URLs; it is never uploaded.
 		return unchanged("kept", j.plan.Reason)
 	}
-	// A blob that stays as it is and is already at the destination is not even downloaded.
-	if j.copyOnly || j.plan.Action != manifestedit.ActionConvert {
+	// A blob that stays as it is and is already at the destination is not even downloaded
+	// (unless its diff_id must be computed from it: schema1 sources).
+	if (j.copyOnly || j.plan.Action != manifestedit.ActionConvert) && j.desc.Size >= 0 && (j.copyOnly || j.configDiffID != "") {
 		if ok, err := c.dst.HasBlob(ctx, j.desc); err != nil {
 			return err
 		} else if ok {
@@ -109,9 +110,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 			return err
 		}
 	}
-	if !res.change.Reused {
-		res.change.Digest, res.change.Size = newDesc.Digest, newDesc.Size
-	}
+	res.change.Digest, res.change.Size = newDesc.Digest, newDesc.Size
 	res.report.Target.Digest, res.report.Target.Size = newDesc.Digest, newDesc.Size
 	return finish(res)
 }

@@ -78,6 +78,9 @@ func EditLayer(src ocispec.Descriptor, from layerformat.Format, ch LayerChange, 
 	kind := ch.Target
 	if ch.Reused {
 		kind = from.Kind
+		if d.Size < 0 { // a schema1 source: sizes are learnt from the blob
+			d.Size = ch.Size
+		}
 	} else {
 		d.Digest, d.Size = ch.Digest, ch.Size
 		if from.Kind != ch.Target {

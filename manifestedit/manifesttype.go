@@ -31,6 +31,15 @@ func ManifestType(srcType string, target layerformat.Kind, format string, destTy
 	oci, schema2 := layerformat.MediaTypeOCIManifest, layerformat.MediaTypeDockerManifest
 	switch srcType {
 	case oci, schema2:
+	case layerformat.MediaTypeDockerSchema1, layerformat.MediaTypeDockerSchema1Signed:
+		// Schema1 has no config and no diff_ids: it is converted only by becoming OCI, with the
+		// diff_ids computed from the content.
+		if format == FormatSchema2 || !supports(destTypes, oci) {
+			return "", Refuse(Schema1Destination, dest,
+				"a Docker schema1 source is converted only by turning it into OCI (its diff_ids computed from the content), and the destination cannot hold OCI",
+				"write to an OCI-capable destination (oci:, oci-archive:, dir:, docker://)")
+		}
+		return oci, nil
 	default:
 		return "", Refuse(UnsupportedManifest, srcType, "fmtconv converts OCI and Docker schema2 image manifests only",
 			"convert the image to OCI first (for example with skopeo copy --format oci)")

@@ -167,6 +167,8 @@ type SourceManifest struct {
 	Descriptor ocispec.Descriptor
 	// Config is the image config (nil when the config is not an image config).
 	Config []byte
+	// Schema1 is set for a Docker schema1 source, which has no config until its diff_ids are known.
+	Schema1 *Schema1
 }
 
 // Source is what the pipeline read from the source before planning.
@@ -186,6 +188,9 @@ type Source struct {
 func Role(m *Manifest, desc ocispec.Descriptor) ManifestRole {
 	if isAttestation(desc) {
 		return RoleAttestation
+	}
+	if IsSchema1(m.MediaType) {
+		return RoleImage
 	}
 	if m.Config.MediaType != layerformat.MediaTypeOCIConfig && m.Config.MediaType != layerformat.MediaTypeDockerConfig {
 		return RoleArtifact
@@ -265,7 +270,7 @@ func planManifest(sm SourceManifest, o PlanOptions) (*ManifestPlan, error) {
 		mp.Action, mp.Reason, mp.OutType = "pass-through", "attestation: copied unchanged; its index entry follows the new digest of its subject", m.MediaType
 		return mp, nil
 	}
-	if sm.Config == nil {
+	if sm.Config == nil && sm.Schema1 == nil {
 		return nil, fmt.Errorf("manifest %s: image config not read", sm.Digest)
 	}
 	var err error
@@ -276,6 +281,9 @@ func planManifest(sm SourceManifest, o PlanOptions) (*ManifestPlan, error) {
 		return nil, err
 	}
 	mp.Action, mp.Reason = "convert", fmt.Sprintf("image to %s", p(o.Target))
+	if sm.Schema1 != nil {
+		mp.Reason += "; Docker schema1 becomes OCI, its config built with diff_ids computed from the content"
+	}
 	for i, l := range m.Layers {
 		lp, err := DecideLayer(i, l, claimedFormat(l), o)
 		if r, ok := err.(*Refusal); ok {
