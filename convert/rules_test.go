@@ -163,6 +163,8 @@ func TestRefusalsLeaveDestinationsUnchanged(t *testing.T) {
 		{Blob: gz, MediaType: layerformat.MediaTypeNydusBlob, DiffID: digest.Digest("sha256:" + strings.Repeat("0", 64)), Annotations: map[string]string{layerformat.AnnotationNydusBlob: "true"}},
 		{Tar: basic.Tar, Compression: testimages.Gzip}}})
 	artifact := custom("artifact", testimages.ImageSpec{Layers: []testimages.LayerBlob{{Blob: []byte("data"), MediaType: "application/vnd.example.data", DiffID: testimages.DiffID([]byte("data"))}}})
+	foreign := custom("foreign", testimages.ImageSpec{Layers: []testimages.LayerBlob{{Tar: basic.Tar, Compression: testimages.Gzip, MediaType: layerformat.MediaTypeOCINondistGzip}}})
+	schema1, _ := writeSchema1Dir(t, filepath.Join(dir, "schema1"))
 	badDiffID := custom("baddiffid", testimages.ImageSpec{Layers: []testimages.LayerBlob{{Tar: basic.Tar, Compression: testimages.Gzip, DiffID: digest.Digest("sha256:" + strings.Repeat("1", 64))}}})
 	// A signed dir: source (containers/image stores signatures as signature-N files).
 	signedDir := filepath.Join(dir, "signed")
@@ -196,6 +198,8 @@ func TestRefusalsLeaveDestinationsUnchanged(t *testing.T) {
 		{"signed registry", reg.Ref("signed/app", "1"), layerformat.Zstd, func(o *convert.Options) { o.Src = plainHTTP() }, manifestedit.SignedSource},
 		{"duplicate paths (content)", imgs["special"].Ref, layerformat.ZstdChunked, func(o *convert.Options) { o.Jobs = 1 }, ""},
 		{"wrong diff_id (content)", badDiffID, layerformat.Zstd, nil, manifestedit.SourceDiffIDMismatch},
+		{"schema1 to schema2", schema1, layerformat.Gzip, func(o *convert.Options) { o.ManifestFormat = manifestedit.FormatSchema2 }, manifestedit.Schema1Destination},
+		{"foreign layer to nydus", foreign, layerformat.Nydus, nil, manifestedit.NondistributableNydus},
 	}
 	// Destinations that already hold an image.
 	layout := filepath.Join(dir, "dest")
@@ -241,5 +245,61 @@ func TestRefusalsLeaveDestinationsUnchanged(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
 		t.Fatal("unexpected")
+	}
+}
+
+// pushReferrer pushes, under the referrers fallback tag of subject, an index listing one
+// artifact manifest of the given artifact type.
+func pushReferrer(t *testing.T, reg *testenv.Registry, repo string, subject digest.Digest, artifactType string) {
+	t.Helper()
+	empty := []byte("{}")
+	reg.PushBlob(t, repo, empty)
+	payload := []byte(`{"critical":{}}`)
+	reg.PushBlob(t, repo, payload)
+	man, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest, "artifactType": artifactType,
+		"config":  ocispec.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: digest.FromBytes(empty), Size: 2},
+		"layers":  []ocispec.Descriptor{{MediaType: "application/octet-stream", Digest: digest.FromBytes(payload), Size: int64(len(payload))}},
+		"subject": ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: subject, Size: 1},
+	})
+	md := reg.PushManifest(t, repo, digest.FromBytes(man).String(), ocispec.MediaTypeImageManifest, man)
+	ix, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageIndex,
+		"manifests": []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(md), Size: int64(len(man)), ArtifactType: artifactType}}})
+	reg.PushManifest(t, repo, strings.Replace(subject.String(), ":", "-", 1), ocispec.MediaTypeImageIndex, ix)
+}
+
+// TestSignatureReferrers: a signature found through the referrers fallback tag makes the source
+// signed; an SBOM referrer does not.
+func TestSignatureReferrers(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	imgs := generated(t)
+	push := opts(layerformat.Gzip)
+	push.Dst = plainHTTP()
+	for _, tc := range []struct {
+		repo, artifactType string
+		signed             bool
+	}{
+		{"cosign", "application/vnd.dev.cosign.artifact.sig.v1+json", true},
+		{"notation", "application/vnd.cncf.notary.signature", true},
+		{"sbom", "application/spdx+json", false},
+	} {
+		rep := mustConvert(t, imgs["gzip-single"].Ref, reg.Ref(tc.repo+"/app", "1"), push)
+		pushReferrer(t, reg, tc.repo+"/app", rep.Digest, tc.artifactType)
+		o := opts(layerformat.Zstd)
+		o.Src, o.Dst = plainHTTP(), plainHTTP()
+		_, err := convert.Convert(context.Background(), reg.Ref(tc.repo+"/app", "1"), "oci:"+t.TempDir()+":x", o)
+		if tc.signed && refusalCode(err) != manifestedit.SignedSource {
+			t.Errorf("%s referrer: %v, want %s", tc.repo, err, manifestedit.SignedSource)
+		}
+		if !tc.signed && err != nil {
+			t.Errorf("%s referrer: %v", tc.repo, err)
+		}
+		if tc.signed {
+			o.RemoveSignatures = true
+			rep, err := convert.Convert(context.Background(), reg.Ref(tc.repo+"/app", "1"), "oci:"+t.TempDir()+":x", o)
+			if err != nil || !strings.Contains(strings.Join(rep.Warnings, "\n"), "signatures removed") {
+				t.Errorf("%s with --remove-signatures: %v %v", tc.repo, err, rep)
+			}
+		}
 	}
 }

@@ -106,7 +106,7 @@ Examples:
 					}
 				}
 				if c.String("report") != "-" {
-					printPlan(c.App.Writer, rep)
+					rep.WritePlan(c.App.Writer)
 				}
 			}
 			if errors.Is(err, convert.ErrNotImplemented) {
@@ -154,30 +154,4 @@ func short(d fmt.Stringer) string {
 		return s[i : i+12]
 	}
 	return s
-}
-
-// printPlan prints the dry-run plan: per manifest and layer, the action and the reason.
-func printPlan(w io.Writer, rep *convert.Report) {
-	p := rep.Plan
-	fmt.Fprintf(w, "plan: %s -> %s, target %s level %d\n", rep.Source, rep.Destination, p.Target, rep.Level)
-	if p.IndexType != "" {
-		fmt.Fprintf(w, "index: %s\n", p.IndexType)
-	}
-	for _, m := range p.Manifests {
-		plat := m.Platform
-		if plat == "" {
-			plat = "-"
-		}
-		fmt.Fprintf(w, "manifest %s %s %s: %s (%s)\n", m.Digest, plat, m.Role, m.Action, m.Reason)
-		for _, l := range m.Layers {
-			action := string(l.Action)
-			if l.Action == "convert" {
-				action = fmt.Sprintf("convert from %s to %s", l.From, l.To)
-			}
-			fmt.Fprintf(w, "  layer %d %s %d: %s (%s)\n", l.Index, l.Digest, l.Size, action, l.Reason)
-		}
-	}
-	for _, warn := range p.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
 }

@@ -126,3 +126,46 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Fatalf("convert --help lacks examples: %d %q", code, stdout)
 	}
 }
+
+// TestDryRunJSON: --dry-run with --report - prints the plan as JSON and writes nothing.
+func TestDryRunJSON(t *testing.T) {
+	dir := t.TempDir()
+	imgs, err := testimages.Generate(filepath.Join(dir, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := fmtconv(t, "convert", imgs[0].Ref, "oci:"+out+":x", "--to", "zstd:chunked", "--dry-run", "--report", "-")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		DryRun bool `json:"dryRun"`
+		Plan   struct {
+			Manifests []struct {
+				Layers []struct {
+					Action string `json:"action"`
+					Reason string `json:"reason"`
+				} `json:"layers"`
+			} `json:"manifests"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || !rep.DryRun || len(rep.Plan.Manifests) == 0 || len(rep.Plan.Manifests[0].Layers) == 0 {
+		t.Fatalf("dry-run JSON: %v\n%s", err, stdout)
+	}
+	if l := rep.Plan.Manifests[0].Layers[0]; l.Action != "convert" || l.Reason == "" {
+		t.Fatalf("layer plan %+v", l)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("--dry-run wrote %s", out)
+	}
+	// estargz is accepted, every rule applies, and the missing encoder exits 2 (not a refusal).
+	code, _, stderr = fmtconv(t, "convert", imgs[0].Ref, "oci:"+out+":x", "--to", "estargz", "-q")
+	if code != exitFailure || !strings.Contains(stderr, "NOT_IMPLEMENTED") {
+		t.Fatalf("--to estargz: exit %d %s", code, stderr)
+	}
+	code, _, stderr = fmtconv(t, "convert", imgs[0].Ref, "oci:"+out+":x", "--to", "estargz", "--format", "v2s2", "-q")
+	if code != exitRefused || !strings.Contains(stderr, "DEST_SCHEMA2_NO_ANNOTATIONS") {
+		t.Fatalf("--to estargz --format v2s2: exit %d %s", code, stderr)
+	}
+}
