@@ -1396,7 +1396,7 @@ func parseOctal(b []byte) (int64, bool) {
 // block_size u32 @12, flags u64 @16, inodes_count u64 @24, ... Not EROFS.
 const RAFSV5SuperBlockSize = 8192
 
-// TarHeaderPlaceholderBlobID is the blob id nydus-image ≥ 2.3 writes into the
-// bootstrap inlined in a per-layer blob; the real id (the layer digest) is
-// known only after the blob is complete.
-var TarHeaderPlaceholderBlobID = strings.Repeat("x", BlobIDLen)
+// PlaceholderBlobID is the blob id nydus-image ≥ 2.3 writes into the bootstrap
+// inlined in a per-layer blob; the real id (the layer digest) is known only
+// after the blob is complete, and merge replaces it.
+var PlaceholderBlobID = strings.Repeat("x", BlobIDLen)
