@@ -15,6 +15,7 @@ import (
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
+	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/transport"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -77,11 +78,19 @@ type LayerResult struct {
 	// Uncompressed is the computed uncompressed digest and size (verify only).
 	UncompressedDigest digest.Digest `json:"uncompressedDigest,omitempty"`
 	UncompressedSize   int64         `json:"uncompressedSize,omitempty"`
+	// Chunked holds what a chunked format's checks found (TOC digest, dialect, ...).
+	Chunked *ChunkedInfo `json:"chunked,omitempty"`
+	// Runtimes says which lazy-pull runtimes can use the layer as it is, and why not.
+	Runtimes []RuntimeSupport `json:"runtimes,omitempty"`
 }
 
-// Options configure the source transport.
+// Options configure verify and inspect.
 type Options struct {
 	Src transport.Options
+	// Limits bound what a layer may claim (entries, name lengths, sizes); zero values mean defaults.
+	Limits tarcheck.Limits
+	// TempDir holds a spooled copy of one chunked layer at a time ("" = the system default).
+	TempDir string
 }
 
 // Verify checks every manifest, config and layer of image name. The error is non-nil only when
@@ -98,9 +107,11 @@ func Inspect(ctx context.Context, name string, o Options) (*Result, error) {
 }
 
 type walker struct {
-	src  *transport.Source
-	res  *Result
-	full bool
+	src     *transport.Source
+	res     *Result
+	full    bool
+	limits  tarcheck.Limits
+	tempDir string
 }
 
 func (w *walker) add(f Finding) { w.res.Findings = append(w.res.Findings, f) }
@@ -111,7 +122,7 @@ func walk(ctx context.Context, name string, o Options, full bool) (*Result, erro
 		return nil, err
 	}
 	defer src.Close()
-	w := &walker{src: src, res: &Result{Image: name, Findings: []Finding{}}, full: full}
+	w := &walker{src: src, res: &Result{Image: name, Findings: []Finding{}}, full: full, limits: o.Limits, tempDir: o.TempDir}
 	top, mt, err := src.Manifest(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -273,6 +284,7 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 	}
 	f := layerformat.Detect(l.MediaType, l.Annotations, head)
 	lr.Format = f.String()
+	lr.Runtimes = Runtimes(f)
 	claimed := layerformat.KindFromMediaType(l.MediaType)
 	bytesKind := f.Kind
 	if bytesKind == layerformat.Estargz {
@@ -297,37 +309,7 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 	if !w.full {
 		return nil
 	}
-	if f.Kind == layerformat.Uncompressed || f.Kind == layerformat.Gzip || f.Kind == layerformat.Estargz ||
-		f.Kind == layerformat.Zstd || f.Kind == layerformat.ZstdChunked {
-		dec, err := layerformat.Decode(f, br)
-		if err == nil {
-			tar := &countingHash{r: dec, h: sha256.New()}
-			_, err = io.Copy(io.Discard, layerformat.ContextReader(ctx, tar))
-			dec.Close()
-			lr.UncompressedDigest, lr.UncompressedSize = tar.digest(), tar.n
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
-		} else if lr.DiffID != "" && lr.UncompressedDigest != lr.DiffID {
-			find(CheckLayerDiffID, Error, fmt.Sprintf("the layer decompresses to %s, the config's diff_id is %s", lr.UncompressedDigest, lr.DiffID))
-		}
-		if n, _ := io.Copy(io.Discard, br); n > 0 {
-			find(CheckLayerTrailing, Error, fmt.Sprintf("%d bytes follow the end of the compressed stream", n))
-		}
-	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	if got := blob.digest(); got != l.Digest {
-		find(CheckBlobDigest, Error, fmt.Sprintf("the blob's content has digest %s", got))
-	}
-	if blob.n != l.Size {
-		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.n, l.Size))
-	}
-	return nil
+	return w.readLayer(ctx, md, l, lr, f, blob, br)
 }
 
 // blob checks a non-layer blob (of an artifact or attestation): digest and size only.

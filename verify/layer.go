@@ -1,0 +1,138 @@
+package verify
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fmtconv/fmtconv/check"
+	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/tarcheck"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// needsRandomAccess reports whether a format's own checks read the blob out of order (a footer,
+// a TOC, chunks at offsets), so the one pass over the source also spools the blob to a local file.
+func needsRandomAccess(f layerformat.Format) bool {
+	switch f.Kind {
+	case layerformat.ZstdChunked, layerformat.Estargz:
+		return true
+	}
+	return false
+}
+
+// readLayer is the one pass over a layer blob: the blob is hashed as it streams, decompressed,
+// and the tar stream is hashed (the diff_id) and checked entry by entry; formats with a TOC get
+// their blob spooled to a temporary file for their own checks afterwards.
+func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult,
+	f layerformat.Format, blob *countingHash, br *bufio.Reader) error {
+	idx := lr.Index
+	locate := func(fs []check.Finding) {
+		for _, x := range fs {
+			x.Manifest, x.Layer, x.Blob = md, &idx, l.Digest
+			w.add(x)
+		}
+	}
+	find := func(id string, sev check.Severity, msg string) {
+		locate([]check.Finding{{Check: id, Severity: sev, Message: msg}})
+	}
+	var in io.Reader = br
+	var spool *os.File
+	if needsRandomAccess(f) {
+		var err error
+		if spool, err = os.CreateTemp(w.tempDir, "fmtconv-verify-"); err != nil {
+			return err
+		}
+		defer func() { spool.Close(); os.Remove(spool.Name()) }()
+		in = io.TeeReader(br, spool)
+	}
+	inBuf := bufio.NewReaderSize(&sourceReader{in}, 64<<10)
+
+	switch f.Kind {
+	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Estargz, layerformat.Zstd, layerformat.ZstdChunked:
+		dec, err := layerformat.Decode(f, inBuf)
+		if err != nil {
+			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
+			break
+		}
+		res, err := tarcheck.Scan(ctx, dec, tarcheck.Options{Limits: w.limits})
+		if err != nil {
+			dec.Close()
+			var se *sourceError
+			if ctx.Err() != nil {
+				return ctx.Err()
+			} else if errors.As(err, &se) {
+				return fmt.Errorf("layer %s: %w", l.Digest, se.err)
+			}
+			// The bytes arrived but do not decompress: a problem of the layer, not of the check.
+			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
+			break
+		}
+		locate(res.Findings)
+		// What a limit left unread is still decompressed, so the decoder's own errors surface.
+		_, derr := io.Copy(io.Discard, layerformat.ContextReader(ctx, dec))
+		dec.Close()
+		if derr != nil {
+			var se *sourceError
+			if ctx.Err() != nil {
+				return ctx.Err()
+			} else if errors.As(derr, &se) {
+				return fmt.Errorf("layer %s: %w", l.Digest, se.err)
+			}
+			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, derr))
+			break
+		}
+		if res.Complete {
+			lr.UncompressedDigest, lr.UncompressedSize = res.Digest, res.Size
+			if lr.DiffID != "" && lr.UncompressedDigest != lr.DiffID {
+				find(CheckLayerDiffID, Error, fmt.Sprintf("the layer decompresses to %s, the config's diff_id is %s", lr.UncompressedDigest, lr.DiffID))
+			}
+		}
+		if n, _ := io.Copy(io.Discard, inBuf); n > 0 {
+			find(CheckLayerTrailing, Error, fmt.Sprintf("%d bytes follow the end of the compressed stream", n))
+		}
+	}
+	if _, err := io.Copy(io.Discard, inBuf); err != nil {
+		var se *sourceError
+		if errors.As(err, &se) {
+			err = se.err
+		}
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	if got := blob.digest(); got != l.Digest {
+		find(CheckBlobDigest, Error, fmt.Sprintf("the blob's content has digest %s", got))
+	}
+	if blob.n != l.Size {
+		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.n, l.Size))
+	}
+	if spool != nil {
+		info, fs, err := formatChecks(ctx, f, spool, blob.n, l.Annotations, lr.DiffID, w.limits)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		lr.Chunked = info
+		locate(fs)
+	}
+	return nil
+}
+
+// sourceReader marks errors of the source stream (network, I/O), so that they are told apart from
+// errors of the bytes themselves (a stream that does not decompress), which are findings.
+type sourceReader struct{ r io.Reader }
+
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &sourceError{err}
+	}
+	return n, err
+}
