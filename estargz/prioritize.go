@@ -17,6 +17,10 @@ type spoolEntry struct {
 // path is moved to the front after its parent directories (those present in
 // the tar) and, for hard links, its target; then .prefetch.landmark; then the
 // remaining entries in input order. Names are matched once cleaned.
+//
+// One difference: upstream also fails when a parent directory or a hard link
+// target of a prioritized file is not in the tar; here only the prioritized
+// paths themselves must exist (what is missing cannot be moved anyway).
 func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, error) {
 	index := make(map[string]*spoolEntry, len(entries))
 	for _, se := range entries {
@@ -25,8 +29,8 @@ func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, er
 	picked := map[string]struct{}{}
 	visiting := map[string]bool{} // guards against hard link cycles (upstream would recurse forever)
 	var out []*spoolEntry
-	var moveRec func(name string) error
-	moveRec = func(name string) error {
+	var moveRec func(name string, required bool) error
+	moveRec = func(name string, required bool) error {
 		name = CleanEntryName(name)
 		if name == "" {
 			if e, ok := index[name]; ok {
@@ -39,7 +43,7 @@ func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, er
 		}
 		e, ok := index[name]
 		if !ok {
-			if _, done := picked[name]; !done {
+			if _, done := picked[name]; !done && required {
 				return &UnsupportedInputError{Code: CodePrioritizedNotFound, Path: name, Reason: "prioritized file not found in the layer"}
 			}
 		}
@@ -49,11 +53,11 @@ func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, er
 		visiting[name] = true
 		defer delete(visiting, name)
 		parent, _ := path.Split(strings.TrimSuffix(name, "/"))
-		if err := moveRec(parent); err != nil {
+		if err := moveRec(parent, false); err != nil {
 			return err
 		}
 		if ok && e.h.Typeflag == tar.TypeLink {
-			if err := moveRec(e.h.Linkname); err != nil {
+			if err := moveRec(e.h.Linkname, false); err != nil {
 				return err
 			}
 		}
@@ -67,7 +71,7 @@ func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, er
 		return nil
 	}
 	for _, p := range prioritized {
-		if err := moveRec(p); err != nil {
+		if err := moveRec(p, true); err != nil {
 			return nil, err
 		}
 	}
