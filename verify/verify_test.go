@@ -1,0 +1,108 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fmtconv/fmtconv/check"
+	"github.com/fmtconv/fmtconv/internal/testimages"
+	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/verify"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func mustVerify(t *testing.T, ref string) *verify.Result {
+	t.Helper()
+	res, err := verify.Verify(context.Background(), ref, verify.Options{})
+	if err != nil {
+		t.Fatalf("verify %s: %v", ref, err)
+	}
+	return res
+}
+
+func errorIDs(res *verify.Result) []string {
+	var ids []string
+	for _, f := range res.Findings {
+		if f.Severity == check.Error {
+			ids = append(ids, f.Check)
+		}
+	}
+	return ids
+}
+
+// TestGeneratedImagesAreValid: every image the repository generates verifies without errors.
+func TestGeneratedImagesAreValid(t *testing.T) {
+	imgs, err := testimages.Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		res := mustVerify(t, img.Ref)
+		if !res.Valid {
+			t.Errorf("%s: %v", img.Name, res.Findings)
+		}
+		if img.Name == "special" && !slices.ContainsFunc(res.Findings, func(f check.Finding) bool { return f.Check == "tar.duplicate-path" }) {
+			t.Errorf("special: duplicate paths not reported: %v", res.Findings)
+		}
+	}
+}
+
+// TestDefectsCaughtByTheirCheck builds one image per defect and expects exactly that check id
+// among the errors.
+func TestDefectsCaughtByTheirCheck(t *testing.T) {
+	basic, _ := testimages.LayerByName(testimages.LayerWhiteouts)
+	gz, _ := testimages.Compress(basic.Tar, testimages.Gzip)
+	traversal := testimages.MustBuildTar([]testimages.Entry{testimages.File("../../etc/evil", 0o644, testimages.String("x"))}, testimages.Ending{Kind: testimages.EndEOF})
+	wrong := digest.Digest("sha256:" + strings.Repeat("1", 64))
+	cases := []struct {
+		name  string
+		layer testimages.LayerBlob
+		want  string
+	}{
+		{"wrong diff_id", testimages.LayerBlob{Tar: basic.Tar, Compression: testimages.Gzip, DiffID: wrong}, verify.CheckLayerDiffID},
+		{"gzip bytes under a zstd media type", testimages.LayerBlob{Blob: gz, DiffID: testimages.DiffID(basic.Tar), MediaType: layerformat.MediaTypeOCIZstd}, verify.CheckLayerMediaType},
+		{"garbage after the gzip stream", testimages.LayerBlob{Blob: append(bytes.Clone(gz), "garbage!"...), DiffID: testimages.DiffID(basic.Tar), MediaType: layerformat.MediaTypeOCIGzip}, verify.CheckLayerDecode},
+		{"truncated gzip stream", testimages.LayerBlob{Blob: gz[:len(gz)-20], DiffID: testimages.DiffID(basic.Tar), MediaType: layerformat.MediaTypeOCIGzip}, verify.CheckLayerDecode},
+		{"not a layer at all", testimages.LayerBlob{Blob: bytes.Repeat([]byte("text "), 200), DiffID: wrong, MediaType: layerformat.MediaTypeOCIGzip}, verify.CheckLayerFormat},
+		{"zstd:chunked annotations on a gzip layer", testimages.LayerBlob{Tar: basic.Tar, Compression: testimages.Gzip, Annotations: map[string]string{
+			layerformat.AnnotationZstdChunkedManifestChecksum: "sha256:" + strings.Repeat("2", 64)}}, verify.CheckLayerAnnotations},
+		{"eStargz TOC digest on a plain gzip layer (re-push)", testimages.LayerBlob{Tar: basic.Tar, Compression: testimages.Gzip, Annotations: map[string]string{
+			layerformat.AnnotationEstargzTOCDigest: "sha256:" + strings.Repeat("3", 64)}}, verify.CheckLayerAnnotations},
+		{"path traversal", testimages.LayerBlob{Tar: traversal, Compression: testimages.Gzip}, "tar.path-traversal"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := testimages.WriteOCILayout(dir, "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{c.layer}}); err != nil {
+				t.Fatal(err)
+			}
+			res := mustVerify(t, "oci:"+dir+":x")
+			if res.Valid || !slices.Contains(errorIDs(res), c.want) {
+				t.Fatalf("want an error %s, got %v", c.want, res.Findings)
+			}
+		})
+	}
+}
+
+// TestCorruptBlobFile: a blob file changed on disk is caught by blob.digest.
+func TestCorruptBlobFile(t *testing.T) {
+	basic, _ := testimages.LayerByName(testimages.LayerBasic)
+	dir := t.TempDir()
+	b, err := testimages.WriteOCILayout(dir, "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{{Tar: basic.Tar, Compression: testimages.Uncompressed}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "blobs", "sha256", b.Layers[0].Digest.Encoded())
+	data, _ := os.ReadFile(p)
+	data[len(data)/2] ^= 1 // inside a file's content: still a valid tar
+	os.WriteFile(p, data, 0o644)
+	res := mustVerify(t, "oci:"+dir+":x")
+	if ids := errorIDs(res); !slices.Contains(ids, verify.CheckBlobDigest) || !slices.Contains(ids, verify.CheckLayerDiffID) {
+		t.Fatalf("want blob.digest and layer.diffid, got %v", res.Findings)
+	}
+}
