@@ -78,6 +78,8 @@ type LayerResult struct {
 	// Uncompressed is the computed uncompressed digest and size (verify only).
 	UncompressedDigest digest.Digest `json:"uncompressedDigest,omitempty"`
 	UncompressedSize   int64         `json:"uncompressedSize,omitempty"`
+	// TOCDigest is the digest lazy-pull runtimes look the layer up by (from its annotations).
+	TOCDigest digest.Digest `json:"tocDigest,omitempty"`
 	// Chunked holds what a chunked format's checks found (TOC digest, dialect, ...).
 	Chunked *ChunkedInfo `json:"chunked,omitempty"`
 	// Runtimes says which lazy-pull runtimes can use the layer as it is, and why not.
@@ -285,6 +287,7 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 	f := layerformat.Detect(l.MediaType, l.Annotations, head)
 	lr.Format = f.String()
 	lr.Runtimes = Runtimes(f)
+	lr.TOCDigest = tocDigestAnnotation(f, l.Annotations)
 	claimed := layerformat.KindFromMediaType(l.MediaType)
 	bytesKind := f.Kind
 	if bytesKind == layerformat.Estargz {
@@ -353,4 +356,18 @@ func staleAnnotations(f layerformat.Format, ann map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// tocDigestAnnotation is the TOC digest a chunked layer's annotations give (the zstd:chunked
+// manifest checksum, or the eStargz TOC digest).
+func tocDigestAnnotation(f layerformat.Format, ann map[string]string) digest.Digest {
+	switch {
+	case f.Kind == layerformat.ZstdChunked && f.Dialect == layerformat.DialectContainers:
+		return digest.Digest(ann[layerformat.AnnotationZstdChunkedManifestChecksum])
+	case f.Kind == layerformat.ZstdChunked && f.Dialect == layerformat.DialectContainersLegacy:
+		return digest.Digest(ann[layerformat.AnnotationLegacyZstdChunkedManifestChecksum])
+	case f.Kind == layerformat.ZstdChunked, f.Kind == layerformat.Estargz:
+		return digest.Digest(ann[layerformat.AnnotationEstargzTOCDigest])
+	}
+	return ""
 }

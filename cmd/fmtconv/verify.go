@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/fmtconv/fmtconv/verify"
 	"github.com/urfave/cli/v2"
@@ -88,17 +89,45 @@ func inspectCommand() *cli.Command {
 			if c.Bool("json") {
 				return writeJSON("-", c.App.Writer, res)
 			}
-			fmt.Fprintf(c.App.Writer, "%s %s %s\n", res.Image, res.MediaType, res.Digest)
-			for _, m := range res.Manifests {
-				fmt.Fprintf(c.App.Writer, "manifest %s %s %s config %s\n", m.Platform, m.MediaType, m.Digest, m.Config)
-				for _, l := range m.Layers {
-					fmt.Fprintf(c.App.Writer, "  layer %d %-28s %10d %s diff_id %s\n", l.Index, l.Format, l.Size, l.Digest, l.DiffID)
-				}
-			}
+			printInspect(c.App.Writer, res)
 			for _, f := range res.Findings {
 				fmt.Fprintf(c.App.Writer, "%s %s: %s\n", f.Severity, f.Check, f.Message)
 			}
 			return nil
 		},
+	}
+}
+
+// printInspect prints each manifest, then each layer: format and dialect, sizes, TOC digest,
+// diff_id, and which lazy-pull runtimes can use it as it is (with the reason when none can).
+func printInspect(w io.Writer, res *verify.Result) {
+	fmt.Fprintf(w, "%s\n  %s %s\n", res.Image, res.MediaType, res.Digest)
+	for _, m := range res.Manifests {
+		plat := m.Platform
+		if plat == "" {
+			plat = "-"
+		}
+		fmt.Fprintf(w, "manifest %s (%s) %s\n  config %s\n", m.Digest, plat, m.MediaType, m.Config)
+		for _, l := range m.Layers {
+			fmt.Fprintf(w, "  layer %d: %s, %d bytes, %s\n", l.Index, l.Format, l.Size, l.Digest)
+			if l.DiffID != "" {
+				fmt.Fprintf(w, "    diff_id    %s\n", l.DiffID)
+			}
+			if l.TOCDigest != "" {
+				fmt.Fprintf(w, "    toc digest %s\n", l.TOCDigest)
+			}
+			var lazy []string
+			for _, r := range l.Runtimes {
+				if r.Lazy {
+					lazy = append(lazy, r.Runtime)
+				}
+			}
+			switch {
+			case len(lazy) > 0:
+				fmt.Fprintf(w, "    lazy pull  %s\n", strings.Join(lazy, "; "))
+			case len(l.Runtimes) > 0:
+				fmt.Fprintf(w, "    lazy pull  none: %s\n", l.Runtimes[0].Reason)
+			}
+		}
 	}
 }
