@@ -345,3 +345,55 @@ func (f *FS) fileChunk(in *inode, k uint64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// WriteRawDevice writes blob blobIndex as an EROFS extra device ("raw device",
+// nydusd's <blob id>.blob.data): every chunk decompressed at its uncompressed
+// offset. With it, EROFS tools (fsck.erofs --device, the kernel) read file data
+// of the bootstrap. It returns the device size (device blocks × 4096); w is not
+// extended to that size (the caller may truncate a file to it).
+func (f *FS) WriteRawDevice(blobIndex int, w io.WriterAt) (int64, error) {
+	if blobIndex < 0 || blobIndex >= len(f.blobs) {
+		return 0, fmt.Errorf("nydus: no blob %d", blobIndex)
+	}
+	s := f.blob(blobIndex)
+	if s.err != nil {
+		return 0, fmt.Errorf("%w: %v", errNoBlob, s.err)
+	}
+	e := s.entry
+	size := int64(f.devices[blobIndex].Blocks) * BlockSize
+	var refs []ChunkRef
+	if e.CIUncompressedSize > 0 {
+		if err := f.loadCI(s); err != nil {
+			return 0, err
+		}
+		for c := uint32(0); c < e.ChunkCount; c++ {
+			ce, _ := s.ciEntry(c)
+			refs = append(refs, ChunkRef{BlobIndex: blobIndex, CIIndex: c, CompressedOffset: ce.CompressedOffset, CompressedSize: ce.CompressedSize,
+				UncompressedOffset: ce.UncompressedOffset, UncompressedSize: ce.UncompressedSize, Compressed: ce.Compressed, Source: "ci"})
+		}
+	} else {
+		_, infos, err := f.chunkTable()
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range infos {
+			if int(c.BlobIndex) == blobIndex {
+				refs = append(refs, ChunkRef{BlobIndex: blobIndex, CIIndex: c.Index, CompressedOffset: c.CompressedOffset, CompressedSize: c.CompressedSize,
+					UncompressedOffset: c.UncompressedOffset, UncompressedSize: c.UncompressedSize, Compressed: c.Flags&ChunkCompressed != 0, Source: "chunk-table"})
+			}
+		}
+	}
+	for i := range refs {
+		data, err := f.readChunkData(&refs[i], s)
+		if err != nil {
+			return 0, err
+		}
+		if end := int64(refs[i].UncompressedOffset) + int64(len(data)); end > size {
+			size = (end + BlockSize - 1) &^ (BlockSize - 1)
+		}
+		if _, err := w.WriteAt(data, int64(refs[i].UncompressedOffset)); err != nil {
+			return 0, err
+		}
+	}
+	return size, nil
+}
