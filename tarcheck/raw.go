@@ -21,13 +21,15 @@ type rawInfo struct {
 	hasNUL      bool
 	badChecksum int64 // stream offset of a header block with a bad checksum, or -1
 	badNumber   int64 // stream offset of a header block whose size field does not parse, or -1
+	mainEnd     int64 // stream offset just after the entry's own header block, or -1
+	mainSize    int64 // the size field of the entry's own header block
 }
 
 // inspectRaw walks the captured header blocks b of one entry, which start at
 // stream offset base: extension headers ('x', 'g', 'L', 'K') with their data,
 // up to and including the entry's own header block.
 func inspectRaw(b []byte, base int64) rawInfo {
-	ri := rawInfo{allZero: isZero(b), badChecksum: -1, badNumber: -1}
+	ri := rawInfo{allZero: isZero(b), badChecksum: -1, badNumber: -1, mainEnd: -1}
 	off := 0
 	for off+blockSize <= len(b) {
 		blk := b[off : off+blockSize]
@@ -46,7 +48,8 @@ func inspectRaw(b []byte, base int64) rawInfo {
 		off += blockSize
 		typ := blk[156]
 		if typ != 'x' && typ != 'g' && typ != 'L' && typ != 'K' {
-			break // the entry's own header
+			ri.mainEnd, ri.mainSize = base+int64(off), size // the entry's own header
+			break
 		}
 		data := b[off:]
 		if int64(len(data)) > size {
@@ -152,10 +155,15 @@ func parseNumber(b []byte) (int64, bool) {
 	return parseOctal(b)
 }
 
+// parseOctal parses an octal field as archive/tar does: spaces and NULs
+// trimmed at both ends, then cut at the first NUL.
 func parseOctal(b []byte) (int64, bool) {
 	b = bytes.Trim(b, " \x00")
 	if len(b) == 0 {
 		return 0, true
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
 	}
 	v, err := strconv.ParseUint(string(b), 8, 63)
 	if err != nil {

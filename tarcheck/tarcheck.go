@@ -11,8 +11,10 @@
 // bounds the bytes archive/tar may consume for the headers of one entry, and
 // reads what follows the end-of-archive marker.
 //
-// Memory: entry data is streamed through one 32 KiB buffer, never allocated
-// from a size a header claims; the headers of one entry are held only up to
+// Memory and time: Scan never reads entry data itself (archive/tar skips it
+// in small buffered copies, and the holes of sparse files are not expanded),
+// nothing is allocated from a size a header claims; the headers of one entry
+// are held only up to
 // about Limits.MaxPAXRecordsSize plus two names; the path table costs a fixed
 // ~50 bytes per entry (paths are kept as 128-bit hashes), so at most about
 // 50 MB for the default one million entries; Result.Entries (only with
@@ -29,6 +31,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -142,11 +145,15 @@ type Entry struct {
 	// Xattrs are the PAX SCHILY.xattr.* records, by attribute name; nil if
 	// none.
 	Xattrs map[string]string
+	// Sparse is set for GNU sparse files (old 'S' type or PAX GNU.sparse.*
+	// records); their data section holds only the data fragments (after the
+	// sparse map, for the PAX 1.0 layout).
+	Sparse bool
 	// Offset is where the entry's first header block (its first PAX or GNU
 	// extension header, if any) starts in the stream.
 	Offset int64
-	// DataOffset is where the entry's data starts in the stream (for
-	// entries without data: where it would).
+	// DataOffset is where the entry's data section starts in the stream
+	// (for entries without data: where it would).
 	DataOffset int64
 }
 
@@ -178,7 +185,8 @@ type Options struct {
 	// global headers excepted) with a reader of the entry's content (empty
 	// for entries without data, e.g. directories and links), for instance
 	// to compute per-file digests. The reader is valid only during the call;
-	// whatever it leaves unread is skipped. A read error on it (a truncated
+	// whatever it leaves unread is skipped. For sparse files it yields the
+	// expanded content (Size bytes, holes as zeros). A read error on it (a truncated
 	// stream, a limit) becomes a finding, not OnEntry's failure; an error
 	// OnEntry returns otherwise stops Scan, which returns it.
 	OnEntry func(Entry, io.Reader) error
@@ -206,8 +214,11 @@ type scanner struct {
 	res    *Result
 	paths  pathTable
 	counts map[string]int
-	buf    []byte
 	heads  int // entries plus global headers
+
+	next     int64  // where the next header starts: after the current entry's data and padding
+	prevName string // the entry whose data ends at dataEnd
+	dataEnd  int64
 }
 
 // Scan reads the layer tar stream r to its end (or until a limit stops it)
@@ -229,7 +240,6 @@ func Scan(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 		res:    &Result{},
 		paths:  pathTable{},
 		counts: map[string]int{},
-		buf:    make([]byte, 32<<10),
 	}
 	out, err := s.entries()
 	if err != nil {
@@ -254,7 +264,7 @@ func Scan(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 // entries walks the entries until the archive ends, breaks or hits a limit.
 func (s *scanner) entries() (outcome, error) {
 	for {
-		start := alignUp(s.cr.n)
+		start := s.next
 		s.cr.beginCapture(start, s.lim.headerBudget())
 		hdr, err := s.tr.Next()
 		raw := s.cr.endCapture()
@@ -264,6 +274,7 @@ func (s *scanner) entries() (outcome, error) {
 			}
 			return s.nextFailed(err, start, raw)
 		}
+		s.next = alignUp(s.cr.n)
 		out, err := s.entry(hdr, start, inspectRaw(raw, start))
 		if err != nil || out != goOn {
 			return out, err
@@ -280,6 +291,11 @@ func (s *scanner) nextFailed(err error, start int64, raw []byte) (outcome, error
 	if cr.totalHit {
 		s.limitTotal()
 		return halt, nil
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) && cr.n < start {
+		// archive/tar was skipping the data of the previous entry.
+		s.add(CheckHeader, shortPath(s.prevName), "the stream ends at offset %d inside the data of the entry, which ends at %d", cr.n, s.dataEnd)
+		return drainRest, nil
 	}
 	if err == io.EOF {
 		switch {
@@ -348,11 +364,18 @@ func (s *scanner) entry(hdr *tar.Header, start int64, ri rawInfo) (outcome, erro
 			return halt, nil
 		}
 	}
-	if carriesData(hdr.Typeflag) && hdr.Size > lim.MaxEntrySize {
-		s.add(CheckLimitEntrySize, shortPath(hdr.Name), "the entry at offset %d claims %d bytes of data, more than %d", start, hdr.Size, lim.MaxEntrySize)
+	dataStart, dataSize, sparse, ok := s.dataSection(hdr, ri)
+	if !ok {
+		s.add(CheckHeader, shortPath(hdr.Name), "cannot locate the data of the sparse entry at offset %d", start)
+		return drainRest, nil
+	}
+	if size := max(hdr.Size, dataSize); carriesData(hdr.Typeflag) && size > lim.MaxEntrySize {
+		s.add(CheckLimitEntrySize, shortPath(hdr.Name), "the entry at offset %d claims %d bytes of data, more than %d", start, size, lim.MaxEntrySize)
 		return halt, nil
 	}
 	s.res.Count++
+	s.next = alignUp(satAdd(dataStart, dataSize))
+	s.prevName, s.dataEnd = hdr.Name, dataStart+dataSize
 
 	e := Entry{
 		Name:       hdr.Name,
@@ -368,8 +391,9 @@ func (s *scanner) entry(hdr *tar.Header, start int64, ri rawInfo) (outcome, erro
 		ModTime:    hdr.ModTime,
 		Devmajor:   hdr.Devmajor,
 		Devminor:   hdr.Devminor,
+		Sparse:     sparse,
 		Offset:     start,
-		DataOffset: s.cr.n,
+		DataOffset: dataStart,
 	}
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
@@ -502,18 +526,73 @@ func (s *scanner) checkPaths(e Entry, seq uint32) {
 	s.paths[k] = info
 }
 
-// data gives the entry's data to OnEntry and skips what it leaves.
-func (s *scanner) data(e Entry) (outcome, error) {
-	cr := &contentReader{tr: s.tr}
-	var hookErr error
-	if s.opts.OnEntry != nil {
-		hookErr = s.opts.OnEntry(e, cr)
+// dataSection locates the data section of an entry in the stream, the way
+// archive/tar reads it: for header-only types (directories, links, devices,
+// fifos) there is none whatever the size field says; for sparse files
+// (old GNU 'S', PAX GNU.sparse.* 0.0, 0.1 and 1.0) its size is the PAX size
+// record or the header's size field (hdr.Size is the expanded size), and a
+// PAX 1.0 sparse map begins it. ok is false if the raw headers do not show
+// where it is (not expected once archive/tar has accepted them).
+func (s *scanner) dataSection(hdr *tar.Header, ri rawInfo) (start, size int64, sparse, ok bool) {
+	start = s.cr.n
+	if !carriesData(hdr.Typeflag) {
+		return start, 0, false, true
 	}
-	for cr.err == nil {
-		if _, err := cr.Read(s.buf); err != nil {
-			break
+	sparse, map1x0 := sparseKind(hdr)
+	if !sparse {
+		return start, hdr.Size, false, true
+	}
+	if v := hdr.PAXRecords["size"]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, true, false
 		}
+		size = n
+	} else {
+		if ri.mainEnd < 0 {
+			return 0, 0, true, false
+		}
+		size = ri.mainSize
 	}
+	if map1x0 {
+		if ri.mainEnd < 0 || ri.mainEnd > start {
+			return 0, 0, true, false
+		}
+		start = ri.mainEnd
+	}
+	if satAdd(start, size) < s.cr.n {
+		return 0, 0, true, false
+	}
+	return start, size, true, true
+}
+
+// sparseKind tells whether archive/tar reads hdr as a sparse file, and
+// whether its sparse map is in the PAX 1.0 layout (at the start of the data).
+func sparseKind(hdr *tar.Header) (sparse, map1x0 bool) {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true, false
+	}
+	major, minor := hdr.PAXRecords["GNU.sparse.major"], hdr.PAXRecords["GNU.sparse.minor"]
+	switch {
+	case major == "0" && (minor == "0" || minor == "1"):
+		return true, false
+	case major == "1" && minor == "0":
+		return true, true
+	case major != "" || minor != "":
+		return false, false
+	}
+	return hdr.PAXRecords["GNU.sparse.map"] != "", false
+}
+
+// data gives the entry's data to OnEntry. Scan itself reads no data:
+// archive/tar skips it (and what OnEntry leaves) in the next Next, without
+// expanding the holes of sparse files.
+func (s *scanner) data(e Entry) (outcome, error) {
+	if s.opts.OnEntry == nil {
+		return goOn, nil
+	}
+	cr := &contentReader{tr: s.tr}
+	hookErr := s.opts.OnEntry(e, cr)
 	cr.done = true
 	switch {
 	case s.cr.err != nil:
@@ -522,7 +601,7 @@ func (s *scanner) data(e Entry) (outcome, error) {
 		s.limitTotal()
 		return halt, nil
 	case errors.Is(cr.err, io.ErrUnexpectedEOF):
-		s.add(CheckHeader, shortPath(e.Name), "the stream ends at offset %d inside the data of the entry (%d of %d bytes)", s.cr.n, cr.n, e.Size)
+		s.add(CheckHeader, shortPath(e.Name), "the stream ends at offset %d inside the data of the entry, which ends at %d", s.cr.n, s.dataEnd)
 		return drainRest, nil
 	case cr.err != nil && cr.err != io.EOF:
 		s.add(CheckHeader, shortPath(e.Name), "bad data of the entry at offset %d: %v", e.Offset, cr.err)
@@ -537,11 +616,12 @@ func (s *scanner) data(e Entry) (outcome, error) {
 // the end-of-archive marker (zerosOnly), anything but zeros is reported.
 func (s *scanner) drain(zerosOnly bool) error {
 	reported := false
+	buf := make([]byte, 32<<10)
 	for {
 		pos := s.cr.n
-		n, err := s.cr.Read(s.buf)
+		n, err := s.cr.Read(buf)
 		if zerosOnly && !reported && n > 0 {
-			for i, c := range s.buf[:n] {
+			for i, c := range buf[:n] {
 				if c != 0 {
 					s.add(CheckHeader, "", "non-zero data at offset %d after the end-of-archive marker", pos+int64(i))
 					reported = true
