@@ -90,6 +90,14 @@ func rawHeader(name string, typ byte, size int64) []byte {
 	return blk
 }
 
+// rawLink is rawHeader with a link name.
+func rawLink(name string, typ byte, size int64, link string) []byte {
+	blk := rawHeader(name, typ, size)
+	copy(blk[157:257], link)
+	fixChecksum(blk)
+	return blk
+}
+
 func putOctal(b []byte, v int64) {
 	s := strconv.FormatInt(v, 8)
 	for len(s) < len(b)-1 {

@@ -59,6 +59,12 @@ const (
 	// marker. Scanning stops at the first one; the rest of the stream is
 	// still read so that Result.Digest and Result.Size cover all of it.
 	CheckHeader = "tar.header"
+	// CheckHeaderOnlySize [error]: a directory, link, device or fifo entry
+	// whose header claims data (a non-zero size). archive/tar and most
+	// readers read none and take the next block as the next header; others
+	// (pax readers, for hard links) read the data, so readers see different
+	// entries.
+	CheckHeaderOnlySize = "tar.header-only-size"
 	// CheckNoEOF [warning]: the stream ends without the two zero blocks of
 	// the end-of-archive marker (none, one, or a cut one, also when it ends
 	// inside the last entry's padding). Many real layers do this; readers
@@ -86,7 +92,7 @@ const (
 var CheckIDs = []string{
 	CheckPathAbsolute, CheckPathTraversal, CheckLinkEscape, CheckDuplicatePath, CheckHardlinkMissing,
 	CheckWhiteoutInvalid, CheckWhiteoutShadowed, CheckDeviceNode, CheckPAXGlobal, CheckNameInvalidUTF8,
-	CheckNameNUL, CheckHeader, CheckNoEOF,
+	CheckNameNUL, CheckHeader, CheckHeaderOnlySize, CheckNoEOF,
 	CheckLimitEntries, CheckLimitNameLength, CheckLimitPAXSize, CheckLimitEntrySize, CheckLimitTotalSize,
 }
 

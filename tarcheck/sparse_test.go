@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -101,8 +102,11 @@ func TestSparse(t *testing.T) {
 				res.Entries[1].Name != "after" || res.Entries[1].Sparse {
 				t.Fatalf("entries %+v", res.Entries)
 			}
-			if a := res.Entries[1]; string(c.tar[a.DataOffset:a.DataOffset+3]) != "end" {
-				t.Errorf("entry after the sparse file at the wrong offset %d", a.Offset)
+			if a := res.Entries[1]; string(c.tar[a.DataOffset:a.DataOffset+3]) != "end" || !bytes.Equal(c.tar[a.Offset:a.Offset+blockSize], rawHeader("after", '0', 3)) {
+				t.Errorf("entry after the sparse file at the wrong offsets %d, %d", a.Offset, a.DataOffset)
+			}
+			if sp := res.Entries[0]; sp.Offset != 0 || sp.DataOffset%blockSize != 0 || sp.DataOffset >= res.Entries[1].Offset {
+				t.Errorf("sparse entry at offsets %d, %d", sp.Offset, sp.DataOffset)
 			}
 			// With a hook, the content is expanded.
 			var got []byte
@@ -124,10 +128,19 @@ func TestSparse(t *testing.T) {
 		})
 	}
 
-	// A fragment map that promises more data than there is: archive/tar
-	// notices when the content is read.
-	bad := cat(gnuSparseHeader("s", []int64{1000, 50}, 5, 3000), padded([]byte("hello")), after, eofMarker)
-	wantIDs(t, scan(t, bad, Options{OnEntry: func(e Entry, r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }}), CheckHeader)
+	// Fragment maps that promise more or less data than there is: archive/tar
+	// notices when the content is read, Scan without reading it.
+	for _, bad := range [][]byte{
+		cat(gnuSparseHeader("s", []int64{1000, 50}, 5, 3000), padded([]byte("hello")), after, eofMarker),
+		cat(gnuSparseHeader("s", []int64{1000, 3}, 5, 3000), padded([]byte("hello")), after, eofMarker),
+		cat(gnuSparseHeader("s", append(slices.Clone(many[:len(many)-2]), 2900, 3), int64(len(manyData)), 3000), padded(manyData), after, eofMarker),
+		cat(pax1Sparse("s", []int64{1000, 4}, []byte("hello"), 3000), after, eofMarker),
+		cat(pax1Sparse("s", []int64{1000, 6}, []byte("hello"), 3000), after, eofMarker),
+		cat(pax01Sparse("s", []int64{1000, 4}, []byte("hello"), 3000), after, eofMarker),
+	} {
+		wantIDs(t, scan(t, bad, Options{}), CheckHeader)
+		wantIDs(t, scan(t, bad, Options{OnEntry: func(e Entry, r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }}), CheckHeader)
+	}
 	// Truncated inside a sparse file's data.
 	trunc := cat(gnuSparseHeader("s", []int64{1000, 600}, 600, 3000), []byte("hello"))
 	wantIDs(t, scan(t, trunc, Options{}), CheckHeader)

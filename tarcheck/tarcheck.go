@@ -275,7 +275,7 @@ func (s *scanner) entries() (outcome, error) {
 			return s.nextFailed(err, start, raw)
 		}
 		s.next = alignUp(s.cr.n)
-		out, err := s.entry(hdr, start, inspectRaw(raw, start))
+		out, err := s.entry(hdr, start, raw, inspectRaw(raw, start))
 		if err != nil || out != goOn {
 			return out, err
 		}
@@ -343,7 +343,7 @@ func (s *scanner) nextFailed(err error, start int64, raw []byte) (outcome, error
 }
 
 // entry checks one entry and reads its data.
-func (s *scanner) entry(hdr *tar.Header, start int64, ri rawInfo) (outcome, error) {
+func (s *scanner) entry(hdr *tar.Header, start int64, raw []byte, ri rawInfo) (outcome, error) {
 	lim := s.lim
 	if ri.paxSize > lim.MaxPAXRecordsSize {
 		s.add(CheckLimitPAXSize, shortPath(hdr.Name), "the entry at offset %d has %d bytes of PAX records, more than %d", start, ri.paxSize, lim.MaxPAXRecordsSize)
@@ -376,6 +376,16 @@ func (s *scanner) entry(hdr *tar.Header, start int64, ri rawInfo) (outcome, erro
 	s.res.Count++
 	s.next = alignUp(satAdd(dataStart, dataSize))
 	s.prevName, s.dataEnd = hdr.Name, dataStart+dataSize
+	if sparse {
+		// Scan does not expand sparse files, so check here what archive/tar
+		// would find reading one: a map that does not cover the data.
+		held := dataStart + dataSize - s.cr.n // the data after a PAX 1.0 map
+		if sum, ok := sparseFragments(hdr, raw, start, ri, s.cr.n); !ok {
+			s.add(CheckHeader, shortPath(hdr.Name), "cannot read the sparse map of the entry at offset %d", start)
+		} else if sum != held {
+			s.add(CheckHeader, shortPath(hdr.Name), "the sparse map of the entry at offset %d describes %d bytes of data, the entry holds %d", start, sum, held)
+		}
+	}
 
 	e := Entry{
 		Name:       hdr.Name,
@@ -431,9 +441,11 @@ func (s *scanner) checkNames(e Entry, ri rawInfo) {
 	if e.Name == "" {
 		s.add(CheckHeader, "", "the entry at offset %d has an empty name", e.Offset)
 	}
+	if !carriesData(e.Type) && e.Size != 0 {
+		s.add(CheckHeaderOnlySize, p, "a %s entry claims %d bytes of data; readers disagree on whether they follow", typeName(e.Type), e.Size)
+	}
 	if e.Type == tar.TypeChar || e.Type == tar.TypeBlock {
-		kind := map[byte]string{tar.TypeChar: "character", tar.TypeBlock: "block"}[e.Type]
-		s.add(CheckDeviceNode, p, "%s device %d:%d", kind, e.Devmajor, e.Devminor)
+		s.add(CheckDeviceNode, p, "%s %d:%d", typeName(e.Type), e.Devmajor, e.Devminor)
 	}
 }
 
@@ -564,24 +576,6 @@ func (s *scanner) dataSection(hdr *tar.Header, ri rawInfo) (start, size int64, s
 		return 0, 0, true, false
 	}
 	return start, size, true, true
-}
-
-// sparseKind tells whether archive/tar reads hdr as a sparse file, and
-// whether its sparse map is in the PAX 1.0 layout (at the start of the data).
-func sparseKind(hdr *tar.Header) (sparse, map1x0 bool) {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true, false
-	}
-	major, minor := hdr.PAXRecords["GNU.sparse.major"], hdr.PAXRecords["GNU.sparse.minor"]
-	switch {
-	case major == "0" && (minor == "0" || minor == "1"):
-		return true, false
-	case major == "1" && minor == "0":
-		return true, true
-	case major != "" || minor != "":
-		return false, false
-	}
-	return hdr.PAXRecords["GNU.sparse.map"] != "", false
 }
 
 // data gives the entry's data to OnEntry. Scan itself reads no data:
@@ -723,6 +717,26 @@ func carriesData(typ byte) bool {
 		return false
 	}
 	return true
+}
+
+func typeName(typ byte) string {
+	switch typ {
+	case tar.TypeReg:
+		return "regular file"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return fmt.Sprintf("type %q", typ)
 }
 
 func alignUp(n int64) int64 { return (n + blockSize - 1) &^ (blockSize - 1) }

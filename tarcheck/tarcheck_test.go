@@ -264,6 +264,11 @@ func TestCrafted(t *testing.T) {
 		{name: "trailing garbage after zeros", tar: cat(simple, make([]byte, 5000), []byte{1}), want: []string{CheckHeader}},
 		{name: "trailing tar", tar: cat(simple, simple), want: []string{CheckHeader}},
 		{name: "empty name", tar: cat(rawHeader("", '0', 0), eofMarker), want: []string{CheckHeader}},
+		{name: "hard link with a size", tar: cat(rawHeader("f", '0', 0), rawLink("h", '1', 512, "f"), rawHeader("hidden", '0', 0), eofMarker),
+			want: []string{CheckHeaderOnlySize}, wantPath: "h"},
+		{name: "directory with a size", tar: cat(rawHeader("d/", '5', 100), eofMarker), want: []string{CheckHeaderOnlySize}},
+		{name: "symlink with a PAX size", tar: cat(rawEntry("PaxHeaders/l", 'x', paxRecords("size", "7")), rawHeader("l", '2', 0), eofMarker),
+			want: []string{CheckHeaderOnlySize}},
 		{name: "no eof", entries: []E{reg("f")}, end: testimages.Ending{Kind: testimages.EndNoEOF}, want: []string{CheckNoEOF}},
 		{name: "inside padding", entries: []E{reg("f")}, end: testimages.Ending{Kind: testimages.EndInsidePadding, N: 10}, want: []string{CheckNoEOF}},
 		{name: "data end, no padding", tar: simple[:2*blockSize+5], want: []string{CheckNoEOF}},
@@ -580,7 +585,7 @@ func TestNormalizePath(t *testing.T) {
 func TestDefaultSeverityCoversIDs(t *testing.T) {
 	warn := map[string]bool{CheckDuplicatePath: true, CheckWhiteoutShadowed: true, CheckDeviceNode: true, CheckPAXGlobal: true,
 		CheckNameInvalidUTF8: true, CheckNoEOF: true}
-	if len(CheckIDs) != 18 {
+	if len(CheckIDs) != 19 {
 		t.Errorf("%d check ids", len(CheckIDs))
 	}
 	for _, id := range CheckIDs {
