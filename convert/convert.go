@@ -82,7 +82,13 @@ type converter struct {
 
 func (c *converter) planOptions() manifestedit.PlanOptions {
 	return manifestedit.PlanOptions{Target: c.o.Target, Force: c.o.Force, ManifestFormat: c.o.ManifestFormat,
-		RemoveSignatures: c.o.RemoveSignatures, DestName: c.dst.Name(), DestManifestTypes: c.dst.ManifestTypes()}
+		RemoveSignatures: c.o.RemoveSignatures, KeepEstargzFiles: c.o.KeepEstargzFiles,
+		DestName: c.dst.Name(), DestManifestTypes: c.dst.ManifestTypes()}
+}
+
+func (c *converter) encodeOptions() layerformat.EncodeOptions {
+	return layerformat.EncodeOptions{Level: c.level, EstargzChunkSize: c.o.EstargzChunkSize,
+		EstargzMinChunkSize: c.o.EstargzMinChunkSize, EstargzPrioritizedFiles: c.o.EstargzPrioritizedFiles, TempDir: c.o.TempDir}
 }
 
 func (c *converter) run(ctx context.Context) error {
@@ -374,12 +380,12 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 		rep.Target.MediaType = layers[i].MediaType
 		c.report.Layers = append(c.report.Layers, rep)
 	}
-	// Lossless targets keep every diff_id; anything else is a bug we refuse to publish.
+	// A layer the plan says keeps its diff_id must; anything else is a bug we refuse to publish.
 	for i := range diffIDs {
-		if !layerformat.KeepsDiffID(c.o.Target) || img.diffIDs == nil {
+		if img.diffIDs == nil {
 			break
 		}
-		if diffIDs[i] != img.diffIDs[i] {
+		if c.layers[m.Layers[i].Digest].result.keepsDiffID && diffIDs[i] != img.diffIDs[i] {
 			return nil, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.src.Digest, i),
 				fmt.Sprintf("the converted layer decompresses to %s, not to the source's %s", diffIDs[i], img.diffIDs[i]),
 				"report this as a bug; use --to gzip or --to zstd meanwhile")

@@ -35,7 +35,9 @@ type layerResult struct {
 	// sourceDiffID is the digest of the source's uncompressed stream ("" if the blob was not read).
 	sourceDiffID digest.Digest
 	diffID       digest.Digest
-	report       LayerReport
+	// keepsDiffID: the plan promised the uncompressed stream stays bit for bit.
+	keepsDiffID bool
+	report      LayerReport
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -51,7 +53,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	unchanged := func(action, note string) error {
 		rep.Action, rep.Note, rep.Target = action, note, rep.Source
 		rep.DiffID = j.configDiffID
-		return finish(&layerResult{from: j.plan.From, change: manifestedit.LayerChange{Reused: true}, diffID: j.configDiffID, report: rep})
+		return finish(&layerResult{from: j.plan.From, change: manifestedit.LayerChange{Reused: true}, diffID: j.configDiffID, keepsDiffID: true, report: rep})
 	}
 	if j.copyOnly {
 		rep.Source.Format = "blob"
@@ -174,17 +176,24 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		if plan.Action == manifestedit.ActionKeep {
 			rep.Note = joinNote(rep.Note, plan.Reason)
 		}
-		return &layerResult{from: from, change: manifestedit.LayerChange{Reused: true}, sourceDiffID: diffID, diffID: diffID, report: *rep}, nil
+		return &layerResult{from: from, change: manifestedit.LayerChange{Reused: true}, sourceDiffID: diffID, diffID: diffID, keepsDiffID: true, report: *rep}, nil
 	}
 
-	dec, err := layerformat.Decode(from, br)
+	// The source's diff_id is checked on the stream as stored; the encoder reads that stream, or,
+	// when the layer leaves eStargz, that stream without eStargz's own files.
+	dec, err := layerformat.Decode(from, br, layerformat.DecodeOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer dec.Close()
 	srcHash := sha256.New()
 	tarStream := io.TeeReader(dec, srcHash)
-	enc, err := layerformat.Encode(ctx, plan.To.Kind, out, tarStream, c.level)
+	if plan.StripEstargzFiles {
+		stripped := layerformat.StripEstargzFiles(tarStream)
+		defer stripped.Close()
+		tarStream = stripped
+	}
+	enc, err := layerformat.Encode(ctx, plan.To.Kind, out, tarStream, c.encodeOptions())
 	if err != nil {
 		var content *layerformat.ContentError
 		if errors.As(err, &content) {
@@ -201,6 +210,9 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	} else if n > 0 {
 		return nil, fmt.Errorf("encoder to %s stopped %d bytes before the end of the tar stream", plan.To, n)
 	}
+	if _, err := io.Copy(srcHash, dec); err != nil { // what a stripping filter left unread
+		return nil, err
+	}
 	if err := expectEOF(br); err != nil {
 		return nil, err
 	}
@@ -210,7 +222,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	if enc.Deviation != "" {
 		rep.Note = joinNote(rep.Note, enc.Deviation)
 	}
-	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, report: *rep,
+	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, keepsDiffID: plan.KeepsDiffID, report: *rep,
 		change: manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
 
@@ -245,7 +257,7 @@ func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerforma
 	}
 	done := make(chan result, 1)
 	go func() {
-		dec, err := layerformat.Decode(f, pr)
+		dec, err := layerformat.Decode(f, pr, layerformat.DecodeOptions{})
 		if err != nil {
 			pr.CloseWithError(err)
 			done <- result{err: err}

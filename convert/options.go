@@ -39,6 +39,12 @@ type Options struct {
 	DryRun bool
 	// RemoveSignatures allows converting a signed source; the signatures are not copied.
 	RemoveSignatures bool
+	// KeepEstargzFiles keeps stargz.index.json and the landmark files when a layer leaves eStargz
+	// (by default they are removed, so the result is an ordinary layer).
+	KeepEstargzFiles bool
+	// eStargz encoder settings (zero: 4 MiB chunks, no packing, no prioritized files).
+	EstargzChunkSize, EstargzMinChunkSize int
+	EstargzPrioritizedFiles               []string
 }
 
 // Progress receives per-layer progress.

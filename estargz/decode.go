@@ -61,7 +61,7 @@ func (r *recorder) stop() []byte {
 }
 
 type decoder struct {
-	zr        *gzip.Reader
+	zr        io.ReadCloser // the uncompressed stream (a gzip reader, or a caller's tar stream for StripTar)
 	rec       *recorder
 	tr        *tar.Reader
 	scratch   []byte

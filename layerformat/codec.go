@@ -8,16 +8,29 @@ import (
 	"hash"
 	"io"
 
+	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
 )
 
+// DecodeOptions say how a layer is read as a tar stream.
+type DecodeOptions struct {
+	// StripEstargzFiles removes what eStargz adds to the tar (stargz.index.json, the landmark
+	// files) and ends the archive properly, so the stream is an ordinary layer. Without it every
+	// format decodes to exactly the stream its diff_id is the digest of.
+	StripEstargzFiles bool
+}
+
+// StripsEstargzFiles reports whether decoding f with StripEstargzFiles changes the stream.
+func StripsEstargzFiles(f Format) bool {
+	return f.Kind == Estargz || (f.Kind == ZstdChunked && f.Dialect == DialectStargz)
+}
+
 // Decode returns the uncompressed tar stream of a blob in format f. Chunked formats decode as
-// the plain gzip or zstd streams they are, so every byte of their tar view (TOC entries and landmarks
-// included) comes out; stripping those is a conversion decision, not a decoding one.
-func Decode(f Format, r io.Reader) (io.ReadCloser, error) {
+// the plain gzip or zstd streams they are; whether eStargz's own files stay is the caller's choice.
+func Decode(f Format, r io.Reader, o DecodeOptions) (io.ReadCloser, error) {
 	switch f.Kind {
 	case Uncompressed:
 		return io.NopCloser(r), nil
@@ -26,13 +39,20 @@ func Decode(f Format, r io.Reader) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
+		if o.StripEstargzFiles && StripsEstargzFiles(f) {
+			return closeBoth{StripEstargzFiles(zr), zr}, nil
+		}
 		return zr, nil
 	case Zstd, ZstdChunked:
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr.IOReadCloser(), nil
+		rc := zr.IOReadCloser()
+		if o.StripEstargzFiles && StripsEstargzFiles(f) {
+			return closeBoth{StripEstargzFiles(rc), rc}, nil
+		}
+		return rc, nil
 	}
 	return nil, fmt.Errorf("cannot decode a %s layer", f)
 }
@@ -55,9 +75,25 @@ type EncodeResult struct {
 // ErrNotImplemented marks targets whose encoder does not exist yet.
 var ErrNotImplemented = errors.New("not implemented")
 
-// Encode compresses the tar stream tar into w in format k at the given level. It reads tar to its
-// end; the returned DiffID is computed from the stream the blob really decodes to.
-func Encode(ctx context.Context, k Kind, w io.Writer, tar io.Reader, level int) (*EncodeResult, error) {
+// EncodeOptions are the encoder settings; a zero field means the format's default.
+type EncodeOptions struct {
+	// Level is the compression level (gzip 1-9, zstd 1-22); 0 means DefaultLevel.
+	Level int
+	// Estargz settings: the largest payload per gzip member, how many uncompressed bytes small
+	// files may share one member with, and the files to put first (prefetched).
+	EstargzChunkSize, EstargzMinChunkSize int
+	EstargzPrioritizedFiles               []string
+	// TempDir is where encoders that must spool (eStargz with prioritized files) do so.
+	TempDir string
+}
+
+// Encode compresses the tar stream tar into w in format k. It reads tar to its end; the returned
+// DiffID is computed from the stream the blob really decodes to.
+func Encode(ctx context.Context, k Kind, w io.Writer, tar io.Reader, o EncodeOptions) (*EncodeResult, error) {
+	level := o.Level
+	if level == 0 {
+		level = DefaultLevel(k)
+	}
 	switch k {
 	case Uncompressed:
 		return encodeStream(ctx, w, tar, func(w io.Writer) (io.WriteCloser, error) { return nopWriteCloser{w}, nil })
@@ -72,6 +108,9 @@ func Encode(ctx context.Context, k Kind, w io.Writer, tar io.Reader, level int) 
 		})
 	case ZstdChunked:
 		return encodeZstdChunked(ctx, w, tar, level)
+	case Estargz:
+		o.Level = level
+		return encodeEstargz(ctx, w, tar, o)
 	}
 	return nil, fmt.Errorf("encoding to %s: %w", k, ErrNotImplemented)
 }
@@ -128,4 +167,22 @@ func (e *ContentError) Error() string {
 		return fmt.Sprintf("%s: %s", e.Path, e.Reason)
 	}
 	return e.Reason
+}
+
+// StripEstargzFiles filters an uncompressed eStargz tar stream into an ordinary layer: the
+// stargz.index.json entry and the landmark files are removed, every other entry is copied byte for
+// byte, and the archive ends with two zero blocks.
+func StripEstargzFiles(tar io.Reader) io.ReadCloser { return estargz.StripTar(tar) }
+
+type closeBoth struct {
+	io.ReadCloser
+	inner io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if e := c.inner.Close(); err == nil {
+		err = e
+	}
+	return err
 }

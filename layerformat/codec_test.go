@@ -17,7 +17,7 @@ import (
 
 func decodeDigest(t *testing.T, f layerformat.Format, blob []byte) digest.Digest {
 	t.Helper()
-	rc, err := layerformat.Decode(f, bytes.NewReader(blob))
+	rc, err := layerformat.Decode(f, bytes.NewReader(blob), layerformat.DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestZstdChunkedMatchesReference(t *testing.T) {
 	for _, l := range testimages.Layers() {
 		for _, level := range []int{3, 10} {
 			var ours bytes.Buffer
-			res, err := layerformat.Encode(context.Background(), layerformat.ZstdChunked, &ours, bytes.NewReader(l.Tar), level)
+			res, err := layerformat.Encode(context.Background(), layerformat.ZstdChunked, &ours, bytes.NewReader(l.Tar), layerformat.EncodeOptions{Level: level})
 			var ce *layerformat.ContentError
 			if errors.As(err, &ce) {
 				if l.Name != testimages.LayerDuplicatePaths && l.Name != testimages.LayerPAXGlobal {
@@ -91,7 +91,7 @@ func TestEncodersIgnoreGOMAXPROCS(t *testing.T) {
 		for _, procs := range []int{1, 2, 4} {
 			runtime.GOMAXPROCS(procs)
 			var b bytes.Buffer
-			if _, err := layerformat.Encode(context.Background(), k, &b, bytes.NewReader(l.Tar), layerformat.DefaultLevel(k)); err != nil {
+			if _, err := layerformat.Encode(context.Background(), k, &b, bytes.NewReader(l.Tar), layerformat.EncodeOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			digests = append(digests, digest.FromBytes(b.Bytes()))

@@ -22,9 +22,9 @@ const (
 	NydusBlob      Kind = "nydus-blob"
 	NydusBootstrap Kind = "nydus-bootstrap"
 	// Nydus is the --to value for a whole Nydus image (data blob layers plus a bootstrap layer).
-	Nydus Kind = "nydus"
-	Encrypted      Kind = "encrypted"
-	Unknown        Kind = "unknown"
+	Nydus     Kind = "nydus"
+	Encrypted Kind = "encrypted"
+	Unknown   Kind = "unknown"
 )
 
 // Dialects of zstd:chunked. Only DialectContainers is written; the others are read.
@@ -68,7 +68,7 @@ var Targets = map[Kind]bool{
 	Gzip:         true,
 	Zstd:         true,
 	ZstdChunked:  true,
-	Estargz:      false,
+	Estargz:      true,
 	Nydus:        false,
 }
 

@@ -115,6 +115,11 @@ type LayerPlan struct {
 	To     layerformat.Format `json:"to"`
 	Action LayerAction        `json:"action"`
 	Reason string             `json:"reason"`
+	// StripEstargzFiles: the layer leaves eStargz (or the stargz zstd:chunked dialect) and loses
+	// stargz.index.json and its landmark, so it becomes an ordinary layer with a new diff_id.
+	StripEstargzFiles bool `json:"stripEstargzFiles,omitempty"`
+	// KeepsDiffID: the layer's uncompressed stream, and so its diff_id, stays bit for bit.
+	KeepsDiffID bool `json:"keepsDiffID"`
 }
 
 // ManifestRole says what an index entry or image is.
@@ -154,6 +159,8 @@ type PlanOptions struct {
 	ManifestFormat string
 	// RemoveSignatures allows converting a signed source (the signatures cannot stay valid).
 	RemoveSignatures bool
+	// KeepEstargzFiles keeps stargz.index.json and the landmarks when a layer leaves eStargz.
+	KeepEstargzFiles bool
 	DestName         string
 	// DestManifestTypes are the manifest types the destination accepts (nil = any).
 	DestManifestTypes []string
@@ -363,11 +370,11 @@ func DecideLayer(i int, d ocispec.Descriptor, from layerformat.Format, o PlanOpt
 			return lp, Refuse(NondistributableNydus, subject, "Nydus needs every file of every layer, and this layer is foreign (non-distributable)",
 				"convert to a compression target instead, or rebuild the image without foreign layers")
 		}
-		lp.Action, lp.To, lp.Reason = ActionKeep, from, "foreign (non-distributable) layer: kept unchanged, never re-uploaded"
+		lp.Action, lp.To, lp.Reason, lp.KeepsDiffID = ActionKeep, from, "foreign (non-distributable) layer: kept unchanged, never re-uploaded", true
 		return lp, nil
 	case from.Kind == layerformat.NydusBlob || from.Kind == layerformat.NydusBootstrap:
 		if o.Target == layerformat.Nydus {
-			lp.Action, lp.To, lp.Reason = ActionReuse, from, "already Nydus"
+			lp.Action, lp.To, lp.Reason, lp.KeepsDiffID = ActionReuse, from, "already Nydus", true
 			return lp, nil
 		}
 		lp.Action, lp.Reason = ActionConvert, "rebuilt from the Nydus bootstrap by the Nydus reader"
@@ -375,12 +382,17 @@ func DecideLayer(i int, d ocispec.Descriptor, from layerformat.Format, o PlanOpt
 	case from.Kind == layerformat.Unknown:
 		return lp, Refuse(UnknownLayerFormat, subject, fmt.Sprintf("media type %q is not a layer format fmtconv reads", d.MediaType), "")
 	case from == to && !o.Force:
-		lp.Action, lp.Reason = ActionReuse, "already "+to.String()
+		lp.Action, lp.Reason, lp.KeepsDiffID = ActionReuse, "already "+to.String(), true
 		return lp, nil
 	case from == to:
 		lp.Action, lp.Reason = ActionConvert, "re-encoded (--force)"
-		return lp, nil
+	default:
+		lp.Action, lp.Reason = ActionConvert, fmt.Sprintf("the layer is %s, not %s", from, to)
 	}
-	lp.Action, lp.Reason = ActionConvert, fmt.Sprintf("the layer is %s, not %s", from, to)
+	lp.StripEstargzFiles = layerformat.StripsEstargzFiles(from) && to.Kind != layerformat.Estargz && !o.KeepEstargzFiles
+	lp.KeepsDiffID = layerformat.KeepsDiffID(to.Kind) && !lp.StripEstargzFiles
+	if lp.StripEstargzFiles {
+		lp.Reason += "; stargz.index.json and the landmark are removed (--keep-estargz-files keeps them), so the diff_id changes"
+	}
 	return lp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/fmtconv/fmtconv/convert"
@@ -46,6 +47,11 @@ func convertCommand() *cli.Command {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress output"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (per manifest and layer: action and reason) and write nothing"},
 		&cli.BoolFlag{Name: "remove-signatures", Usage: "convert a signed source; its signatures are not copied (they would no longer match)"},
+		&cli.IntFlag{Name: "estargz-level", Value: -1, DefaultText: "6", Usage: "gzip level of eStargz output (overrides --compression-level)"},
+		&cli.IntFlag{Name: "estargz-chunk-size", Usage: "largest payload of one eStargz gzip member (default 4 MiB)"},
+		&cli.IntFlag{Name: "estargz-min-chunk-size", Usage: "let small files share one eStargz gzip member up to this many uncompressed bytes"},
+		&cli.StringFlag{Name: "estargz-prioritized-files", Usage: "`FILE` listing paths to put first in eStargz layers (one per line), followed by .prefetch.landmark"},
+		&cli.BoolFlag{Name: "keep-estargz-files", Usage: "keep stargz.index.json and the landmark files when a layer leaves eStargz"},
 	}
 	flags = append(flags, transportFlags("src", "source")...)
 	flags = append(flags, transportFlags("dest", "destination")...)
@@ -78,17 +84,34 @@ Examples:
 				platforms = append(platforms, p)
 			}
 			opts := convert.Options{
-				Target:           target,
-				Level:            c.Int("compression-level"),
-				ManifestFormat:   c.String("format"),
-				Platforms:        platforms,
-				Force:            c.Bool("force"),
-				Jobs:             c.Int("jobs"),
-				Src:              transportOptions(c, "src"),
-				Dst:              transportOptions(c, "dest"),
-				TempDir:          c.String("tmpdir"),
-				DryRun:           c.Bool("dry-run"),
-				RemoveSignatures: c.Bool("remove-signatures"),
+				Target:              target,
+				Level:               c.Int("compression-level"),
+				ManifestFormat:      c.String("format"),
+				Platforms:           platforms,
+				Force:               c.Bool("force"),
+				Jobs:                c.Int("jobs"),
+				Src:                 transportOptions(c, "src"),
+				Dst:                 transportOptions(c, "dest"),
+				TempDir:             c.String("tmpdir"),
+				DryRun:              c.Bool("dry-run"),
+				RemoveSignatures:    c.Bool("remove-signatures"),
+				KeepEstargzFiles:    c.Bool("keep-estargz-files"),
+				EstargzChunkSize:    c.Int("estargz-chunk-size"),
+				EstargzMinChunkSize: c.Int("estargz-min-chunk-size"),
+			}
+			if target == layerformat.Estargz && c.Int("estargz-level") >= 0 {
+				opts.Level = c.Int("estargz-level")
+			}
+			if p := c.String("estargz-prioritized-files"); p != "" {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return usageError("--estargz-prioritized-files: %v", err)
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+						opts.EstargzPrioritizedFiles = append(opts.EstargzPrioritizedFiles, line)
+					}
+				}
 			}
 			var bars *progressBars
 			if !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())) {

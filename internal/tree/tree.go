@@ -1,0 +1,158 @@
+// Package tree reads layer tar streams as file trees and compares them, so that every round-trip
+// test can say "the same files" in one line: type, mode, owner, times, xattrs, link targets,
+// device numbers, hardlinks and content.
+package tree
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Node is one entry of a tree.
+type Node struct {
+	Type     byte
+	Mode     int64
+	UID, GID int
+	ModTime  time.Time
+	Linkname string // symlink target, or hardlink target (a path in the tree)
+	Devmajor int64
+	Devminor int64
+	Xattrs   map[string]string
+	Size     int64
+	SHA256   string
+}
+
+// Tree maps cleaned paths (no leading "./" or "/", no trailing "/") to nodes.
+type Tree map[string]Node
+
+// Clean names a path the way trees key it.
+func Clean(name string) string {
+	name = path.Clean("/" + name)
+	return strings.TrimPrefix(name, "/")
+}
+
+// Read reads one layer's tar stream. A path seen twice keeps its last entry, as extraction does.
+func Read(r io.Reader) (Tree, error) {
+	t := Tree{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return t, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		n := Node{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, ModTime: h.ModTime.UTC(),
+			Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size}
+		if n.Type == tar.TypeRegA {
+			n.Type = tar.TypeReg
+		}
+		switch n.Type {
+		case tar.TypeSymlink:
+			n.Linkname = h.Linkname
+		case tar.TypeLink:
+			n.Linkname = Clean(h.Linkname)
+			n.Size = 0
+		}
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if n.Xattrs == nil {
+					n.Xattrs = map[string]string{}
+				}
+				n.Xattrs[name] = v
+			}
+		}
+		if n.Type == tar.TypeReg {
+			hs := sha256.New()
+			c, err := io.Copy(hs, tr)
+			if err != nil {
+				return nil, err
+			}
+			n.Size, n.SHA256 = c, hex.EncodeToString(hs.Sum(nil))
+		}
+		t[Clean(h.Name)] = n
+	}
+}
+
+// Options relax a comparison where a format keeps less than a tar.
+type Options struct {
+	// TimePrecision truncates modification times before comparing (eStargz's TOC keeps seconds).
+	TimePrecision time.Duration
+	// Ignore lists paths that only one side is expected to have.
+	Ignore []string
+}
+
+// Diff lists the differences between two trees (empty when they are the same files).
+func Diff(a, b Tree, o Options) []string {
+	var out []string
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if slices.Contains(o.Ignore, k) {
+			continue
+		}
+		x, inA := a[k]
+		y, inB := b[k]
+		switch {
+		case !inA:
+			out = append(out, "only in second: "+k)
+		case !inB:
+			out = append(out, "only in first: "+k)
+		default:
+			if o.TimePrecision > 0 {
+				x.ModTime, y.ModTime = x.ModTime.Truncate(o.TimePrecision), y.ModTime.Truncate(o.TimePrecision)
+			}
+			if d := nodeDiff(x, y); d != "" {
+				out = append(out, k+": "+d)
+			}
+		}
+	}
+	return out
+}
+
+func nodeDiff(x, y Node) string {
+	var d []string
+	add := func(name string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			d = append(d, fmt.Sprintf("%s %v != %v", name, a, b))
+		}
+	}
+	add("type", string(x.Type), string(y.Type))
+	add("mode", fmt.Sprintf("%o", x.Mode), fmt.Sprintf("%o", y.Mode))
+	add("uid", x.UID, y.UID)
+	add("gid", x.GID, y.GID)
+	add("mtime", x.ModTime, y.ModTime)
+	add("link", x.Linkname, y.Linkname)
+	add("dev", [2]int64{x.Devmajor, x.Devminor}, [2]int64{y.Devmajor, y.Devminor})
+	add("xattrs", sortedMap(x.Xattrs), sortedMap(y.Xattrs))
+	add("size", x.Size, y.Size)
+	add("sha256", x.SHA256, y.SHA256)
+	return strings.Join(d, ", ")
+}
+
+func sortedMap(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%q;", k, m[k])
+	}
+	return b.String()
+}

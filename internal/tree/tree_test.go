@@ -1,0 +1,45 @@
+package tree
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/fmtconv/fmtconv/internal/testimages"
+)
+
+func TestDiffSeesEveryAttribute(t *testing.T) {
+	l, _ := testimages.LayerByName(testimages.LayerBasic)
+	a, err := Read(bytes.NewReader(l.Tar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(a, a, Options{}); len(d) != 0 {
+		t.Fatalf("a tree differs from itself: %v", d)
+	}
+	var name string
+	for k, n := range a {
+		if n.Type == '0' && n.Size > 0 {
+			name = k
+			break
+		}
+	}
+	for _, mutate := range []func(*Node){
+		func(n *Node) { n.Mode ^= 0o4000 },
+		func(n *Node) { n.UID++ },
+		func(n *Node) { n.ModTime = n.ModTime.Add(time.Nanosecond) },
+		func(n *Node) { n.SHA256 = "x" },
+		func(n *Node) { n.Xattrs = map[string]string{"user.x": "1"} },
+	} {
+		b := Tree{}
+		for k, v := range a {
+			b[k] = v
+		}
+		n := b[name]
+		mutate(&n)
+		b[name] = n
+		if d := Diff(a, b, Options{}); len(d) != 1 {
+			t.Fatalf("a change was not seen exactly once: %v", d)
+		}
+	}
+}
