@@ -54,7 +54,7 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 
 	switch f.Kind {
 	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Estargz, layerformat.Zstd, layerformat.ZstdChunked:
-		dec, err := layerformat.Decode(f, inBuf)
+		dec, err := layerformat.Decode(f, inBuf, layerformat.DecodeOptions{})
 		if err != nil {
 			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
 			break
