@@ -26,6 +26,19 @@ var zstdDecoders = sync.Pool{New: func() any {
 	return d
 }}
 
+// zstdChunkDecoders decode whole chunks with DecodeAll; the output of one call
+// is bounded by the largest chunk size.
+var zstdChunkDecoders = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(64<<20),
+		zstd.WithDecoderMaxMemory(MaxChunkSize+1))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}}
+
 // ErrUnsupported is wrapped by errors for valid but unsupported features
 // (gzip/zran chunks, batch chunks, encryption, tarfs mode).
 var ErrUnsupported = errors.New("nydus: unsupported feature")
@@ -43,24 +56,19 @@ func decompressExact(algo Compressor, src, dst []byte) error {
 	case CompressLZ4Block:
 		return lz4DecompressBlock(src, dst)
 	case CompressZstd:
-		d := zstdDecoders.Get().(*zstd.Decoder)
-		defer func() {
-			_ = d.Reset(nil)
-			zstdDecoders.Put(d)
-		}()
-		if err := d.Reset(bytes.NewReader(src)); err != nil {
-			return err
+		if len(dst) > MaxChunkSize {
+			return fmt.Errorf("chunk of %d bytes over the maximum chunk size", len(dst))
 		}
-		if _, err := io.ReadFull(d, dst); err != nil {
+		d := zstdChunkDecoders.Get().(*zstd.Decoder)
+		defer zstdChunkDecoders.Put(d)
+		out, err := d.DecodeAll(src, dst[:0])
+		if err != nil {
 			return fmt.Errorf("zstd: %w", err)
 		}
-		var one [1]byte
-		if n, err := d.Read(one[:]); n != 0 || err != io.EOF {
-			if err != nil && err != io.EOF {
-				return fmt.Errorf("zstd: %w", err)
-			}
-			return errors.New("zstd: more data than expected")
+		if len(out) != len(dst) {
+			return fmt.Errorf("zstd: decompressed %d bytes, expected %d", len(out), len(dst))
 		}
+		copy(dst, out) // no-op when DecodeAll decoded in place
 		return nil
 	case CompressGzip:
 		return fmt.Errorf("%w: gzip (zran) chunks", ErrUnsupported)
@@ -70,7 +78,8 @@ func decompressExact(algo Compressor, src, dst []byte) error {
 
 // decompressLimited decompresses a whole section (a bootstrap or a ci array)
 // whose uncompressed size is expected to be want bytes; at most limit bytes are
-// produced, and memory grows only with real output.
+// produced, and memory grows only with real output. With CompressNone, src
+// itself is returned.
 func decompressLimited(algo Compressor, src []byte, want, limit int64) ([]byte, error) {
 	if want < 0 || want > limit {
 		return nil, fmt.Errorf("uncompressed size %d over the limit %d", want, limit)
@@ -80,7 +89,7 @@ func decompressLimited(algo Compressor, src []byte, want, limit int64) ([]byte, 
 		if int64(len(src)) != want {
 			return nil, fmt.Errorf("stored size %d ≠ expected %d", len(src), want)
 		}
-		return bytes.Clone(src), nil
+		return src, nil
 	case CompressLZ4Block:
 		dst := make([]byte, want)
 		if err := lz4DecompressBlock(src, dst); err != nil {
@@ -96,8 +105,9 @@ func decompressLimited(algo Compressor, src []byte, want, limit int64) ([]byte, 
 		if err := d.Reset(bytes.NewReader(src)); err != nil {
 			return nil, err
 		}
-		var buf bytes.Buffer
-		n, err := io.Copy(&buf, io.LimitReader(d, want+1))
+		// preallocate what the input can plausibly expand to, grow beyond only with real output
+		buf := bytes.NewBuffer(make([]byte, 0, min(want+1, 64*int64(len(src))+64<<10)))
+		n, err := io.Copy(buf, io.LimitReader(d, want+1))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}

@@ -52,8 +52,11 @@ func (f *FS) blob(i int) *blobState {
 	if s.err != nil {
 		return s
 	}
-	if s.layer == nil && BlobFeatures(s.entry.Features)&BlobHasTarHeader != 0 {
+	if s.layer == nil {
 		s.layer, s.layerErr = ParseLayerBlob(s.r, s.size)
+		if s.layerErr != nil && BlobFeatures(s.entry.Features)&BlobHasTarHeader == 0 {
+			s.layerErr = nil // no tar headers expected
+		}
 	}
 	if s.layer != nil {
 		if d, ok := s.layer.Section(SectionBlobDigest); ok {

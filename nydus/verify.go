@@ -229,7 +229,7 @@ func (f *FS) verifyBlobID(s *blobState, self bool, out *findings) {
 				why: "sha256 of the blob up to its inlined bootstrap (nydus-image ≤ 2.2 inline build)"})
 		}
 	}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, min(1<<20, max(s.size, 1)))
 	for off := int64(0); off < s.size; {
 		n, err := s.r.ReadAt(buf[:min(int64(len(buf)), s.size-off)], off)
 		if n == 0 && err != nil {
