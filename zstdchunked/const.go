@@ -69,6 +69,11 @@ const (
 	// length, uncompressed length, manifest type, magic). The blob ends with 48
 	// footer bytes.
 	LegacyFooterSize = 40
+	// IntermediateFooterSize is the payload size of the footer c/storage
+	// 1.47-1.49 wrote (the first versions with a tar-split, located only by
+	// annotations then): the four TOC slots, LegacyFooterMagic at bytes 32-39
+	// and 16 zero bytes. The blob ends with 64 footer bytes.
+	IntermediateFooterSize = 56
 
 	// FooterMagic closes the 64-byte footer: 47 4E 55 6C 49 6E 55 78.
 	FooterMagic = "GNUlInUx"
@@ -106,6 +111,14 @@ const (
 	DefaultMaxEntries = 1 << 21
 	// DefaultMaxNameLength bounds the length of an entry's name and linkName.
 	DefaultMaxNameLength = 64 << 10
+	// DefaultMaxUncompressedSize bounds what Verify decompresses for one
+	// layer in each view: 256 GiB, more than any layer a runtime pulls.
+	// Verify's time is linear in the uncompressed size (about 1 GB/s per view
+	// per core); zstd can expand a blob up to ~32,000 times, so callers that
+	// verify untrusted blobs should lower it or bound the context's time.
+	DefaultMaxUncompressedSize = 256 << 30
+	// DefaultMaxFindings is the number of findings Verify keeps per check id.
+	DefaultMaxFindings = 100
 )
 
 // Entry types of the TOC ("type").

@@ -19,10 +19,11 @@ import (
 // Footer is a decoded footer, either form.
 type Footer struct {
 	// Magic is FooterMagic ("GNUlInUx", 64-byte form) or LegacyFooterMagic
-	// ("GnUlInUx", 40-byte form).
+	// ("GnUlInUx", 40- and 56-byte forms).
 	Magic string
-	// Size is the footer payload size: FooterSize or LegacyFooterSize. The blob
-	// ends with SkippableFrameHeaderSize+Size footer bytes.
+	// Size is the footer payload size: FooterSize, IntermediateFooterSize or
+	// LegacyFooterSize. The blob ends with SkippableFrameHeaderSize+Size
+	// footer bytes.
 	Size int
 
 	TOCOffset             uint64
@@ -38,8 +39,8 @@ type Footer struct {
 
 // Bytes encodes the footer payload (without the skippable frame header).
 func (f *Footer) Bytes() []byte {
-	if f.Size == LegacyFooterSize {
-		b := make([]byte, LegacyFooterSize)
+	if f.Size == LegacyFooterSize || f.Size == IntermediateFooterSize {
+		b := make([]byte, f.Size)
 		binary.LittleEndian.PutUint64(b[0:], f.TOCOffset)
 		binary.LittleEndian.PutUint64(b[8:], f.TOCLength)
 		binary.LittleEndian.PutUint64(b[16:], f.TOCUncompressedLength)
@@ -63,9 +64,11 @@ func (f *Footer) Bytes() []byte {
 var ErrNoFooter = errors.New("zstd:chunked: no footer (blob does not end with GNUlInUx or GnUlInUx in a skippable frame)")
 
 // ReadFooter reads the footer at the end of a blob of the given size. It
-// recognises the 64-byte "GNUlInUx" form and the 40-byte "GnUlInUx" form, each
-// of which must be wrapped in a skippable frame of exactly its size. The form
-// alone does not tell the dialect (legacy and stargz share the 40-byte form).
+// recognises the 64-byte "GNUlInUx" form, the 40-byte "GnUlInUx" form and the
+// 56-byte "GnUlInUx" form of c/storage 1.47-1.49 (magic in the middle, 16 zero
+// bytes at the end, no tar-split fields), each of which must be wrapped in a
+// skippable frame of exactly its size. The form alone does not tell the
+// dialect (legacy and stargz share the 40-byte form).
 func ReadFooter(ra io.ReaderAt, size int64) (*Footer, error) {
 	if size < SkippableFrameHeaderSize+LegacyFooterSize {
 		return nil, fmt.Errorf("%w: blob of %d bytes is too small", ErrNoFooter, size)
@@ -81,6 +84,9 @@ func ReadFooter(ra io.ReaderAt, size int64) (*Footer, error) {
 	case LegacyFooterMagic:
 		payload = LegacyFooterSize
 	default:
+		if f, ok := readIntermediateFooter(ra, size); ok {
+			return f, nil
+		}
 		return nil, ErrNoFooter
 	}
 	total := int64(SkippableFrameHeaderSize + payload)
@@ -112,6 +118,33 @@ func ReadFooter(ra io.ReaderAt, size int64) (*Footer, error) {
 		f.TarSplitUncompressedLength = binary.LittleEndian.Uint64(p[48:])
 	}
 	return f, nil
+}
+
+// readIntermediateFooter recognises the 56-byte footer of c/storage
+// 1.47-1.49: a skippable frame of length 56 whose payload is the four TOC
+// slots, the "GnUlInUx" magic at bytes 32-39 and 16 zero bytes.
+func readIntermediateFooter(ra io.ReaderAt, size int64) (*Footer, bool) {
+	const total = SkippableFrameHeaderSize + IntermediateFooterSize
+	if size < total {
+		return nil, false
+	}
+	b := make([]byte, total)
+	if _, err := ra.ReadAt(b, size-total); err != nil {
+		return nil, false
+	}
+	p := b[SkippableFrameHeaderSize:]
+	if binary.LittleEndian.Uint32(b[0:4]) != SkippableFrameMagic || binary.LittleEndian.Uint32(b[4:8]) != IntermediateFooterSize ||
+		string(p[32:40]) != LegacyFooterMagic || !bytes.Equal(p[40:], make([]byte, 16)) {
+		return nil, false
+	}
+	return &Footer{
+		Magic:                 LegacyFooterMagic,
+		Size:                  IntermediateFooterSize,
+		TOCOffset:             binary.LittleEndian.Uint64(p[0:]),
+		TOCLength:             binary.LittleEndian.Uint64(p[8:]),
+		TOCUncompressedLength: binary.LittleEndian.Uint64(p[16:]),
+		ManifestType:          binary.LittleEndian.Uint64(p[24:]),
+	}, true
 }
 
 // DetectDialect tells the dialect from layer annotations. It returns false
@@ -151,7 +184,22 @@ type Limits struct {
 	MaxEntries int
 	// MaxNameLength bounds the length of name and linkName (DefaultMaxNameLength).
 	MaxNameLength int
+	// MaxUncompressedSize bounds, for Verify, the uncompressed stream and the
+	// file content the TOC may make it decompress
+	// (DefaultMaxUncompressedSize).
+	MaxUncompressedSize int64
+	// MaxFindings bounds, for Verify, the findings kept per check id; the
+	// rest are counted in one last finding of that id (DefaultMaxFindings).
+	MaxFindings int
 }
+
+// limitError is a limit being hit; id is its limit.* check id.
+type limitError struct {
+	id  string
+	msg string
+}
+
+func (e *limitError) Error() string { return e.msg }
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxTOCSize <= 0 {
@@ -165,6 +213,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNameLength <= 0 {
 		l.MaxNameLength = DefaultMaxNameLength
+	}
+	if l.MaxUncompressedSize <= 0 {
+		l.MaxUncompressedSize = DefaultMaxUncompressedSize
+	}
+	if l.MaxFindings <= 0 {
+		l.MaxFindings = DefaultMaxFindings
 	}
 	return l
 }
@@ -353,7 +407,7 @@ func ReadTOC(ra io.ReaderAt, size int64, annotations map[string]string, lim Limi
 		toc.Dialect = dialect
 	} else {
 		switch {
-		case footer.Size == FooterSize:
+		case footer.Size == FooterSize || footer.Size == IntermediateFooterSize:
 			if toc.Shape != ShapeContainers && toc.Shape != ShapeUnknown {
 				return nil, nil, fmt.Errorf("zstd:chunked: 64-byte footer but the TOC has the %s shape", toc.Shape)
 			}
@@ -427,14 +481,14 @@ func parseTOC(data []byte, lim Limits) (*TOC, error) {
 			toc.Entries = nil
 			for dec.More() {
 				if len(toc.Entries) >= lim.MaxEntries {
-					return nil, fmt.Errorf("zstd:chunked TOC has more than %d entries", lim.MaxEntries)
+					return nil, &limitError{CheckLimitEntries, fmt.Sprintf("zstd:chunked TOC has more than %d entries", lim.MaxEntries)}
 				}
 				var e FileMetadata
 				if err := dec.Decode(&e); err != nil {
 					return nil, bad(err)
 				}
 				if len(e.Name) > lim.MaxNameLength || len(e.Linkname) > lim.MaxNameLength {
-					return nil, fmt.Errorf("zstd:chunked TOC entry %d: name or link name longer than %d bytes", len(toc.Entries), lim.MaxNameLength)
+					return nil, &limitError{CheckLimitNameLength, fmt.Sprintf("zstd:chunked TOC entry %d: name or link name longer than %d bytes", len(toc.Entries), lim.MaxNameLength)}
 				}
 				toc.Entries = append(toc.Entries, e)
 			}
