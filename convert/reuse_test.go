@@ -41,9 +41,18 @@ func TestEstargzIsNotGzip(t *testing.T) {
 	if l := rep.Layers[0]; l.Action != "converted" || l.Source.Format != "estargz" || l.Target.Format != "gzip" {
 		t.Fatalf("eStargz to gzip: %+v", l)
 	}
+	// By default the eStargz files go: the layer is the original tar again, and the config says so.
 	got := mustVerify(t, "oci:"+dir+":gz")
-	if got.formats[0][0] != "gzip" || got.uncomp[0][0] != digest.Digest(blob.DiffID()) {
-		t.Fatalf("output %s decoding to %s, want gzip decoding to %s", got.formats[0][0], got.uncomp[0][0], blob.DiffID())
+	if got.formats[0][0] != "gzip" || got.uncomp[0][0] != testimages.DiffID(l.Tar) || got.configs[0] == orig.configs[0] {
+		t.Fatalf("output %s decoding to %s (config %s), want gzip decoding to the original %s in a new config", got.formats[0][0], got.uncomp[0][0], got.configs[0], testimages.DiffID(l.Tar))
+	}
+	// --keep-estargz-files keeps them: the diff_id and the config stay.
+	o := opts(layerformat.Gzip)
+	o.KeepEstargzFiles = true
+	mustConvert(t, src, "oci:"+dir+":keep", o)
+	got = mustVerify(t, "oci:"+dir+":keep")
+	if got.uncomp[0][0] != digest.Digest(blob.DiffID()) || got.configs[0] != orig.configs[0] {
+		t.Fatalf("--keep-estargz-files: decodes to %s, config %s; want %s, %s", got.uncomp[0][0], got.configs[0], blob.DiffID(), orig.configs[0])
 	}
 }
 
