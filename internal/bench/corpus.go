@@ -34,15 +34,15 @@ var fixedMtime = time.Unix(946684800, 0).UTC()
 
 // corpus is a one-layer OCI layout whose gzip layer holds a deterministic tar.
 type corpus struct {
-	Version     int    `json:"version"`
-	Source      string `json:"source"`      // what the tar holds
-	Gzip        string `json:"gzip"`        // the command that compressed the layer
-	Entries     int    `json:"entries"`     // tar entries
-	TarSize     int64  `json:"tarSize"`     // uncompressed tar bytes
-	DiffID      string `json:"diffID"`      // sha256 of the tar
-	LayerDigest string `json:"layerDigest"` // the gzip blob
-	LayerSize   int64  `json:"layerSize"`
-	BuildSecs   float64
+	Version     int     `json:"version"`
+	Source      string  `json:"source"`      // what the tar holds
+	Gzip        string  `json:"gzip"`        // the command that compressed the layer
+	Entries     int     `json:"entries"`     // tar entries
+	TarSize     int64   `json:"tarSize"`     // uncompressed tar bytes
+	DiffID      string  `json:"diffID"`      // sha256 of the tar
+	LayerDigest string  `json:"layerDigest"` // the gzip blob
+	LayerSize   int64   `json:"layerSize"`
+	BuildSecs   float64 `json:"buildSecs"`
 
 	Dir string `json:"-"` // the OCI layout
 }

@@ -212,18 +212,21 @@ func mbString(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/mib) }
 // size is the total of the output's layers.
 func (o output) size() int64 { return o.totalSize }
 
+// printHeader writes the title, the machine and the peers' versions.
+func printHeader(w io.Writer, o *options) {
+	fmt.Fprintf(w, "\n# fmtconv bench\n\n")
+	fmt.Fprintf(w, "Machine: %s, %d cores, Linux %s, %s, %s; load average %s at the start, %s at the end  \n",
+		cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 MST"), o.loadStart, loadAvg())
+	fmt.Fprintf(w, "Peers: %s\n", peerVersions())
+}
+
 // print writes the Markdown report.
 func (r *report) print(w io.Writer) {
-	title := "fmtconv bench"
+	title := "Conversions of one layer"
 	if r.big {
-		title += fmt.Sprintf(": large layer (%s tar), peak RSS", mbString(r.c.TarSize))
+		title = fmt.Sprintf("Large layer (%s tar): peak RSS", mbString(r.c.TarSize))
 	}
 	fmt.Fprintf(w, "\n## %s\n\n", title)
-	if !r.big {
-		fmt.Fprintf(w, "Machine: %s, %d cores, Linux %s, %s, %s; load average %s at the start, %s at the end  \n",
-			cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 MST"), r.o.loadStart, loadAvg())
-		fmt.Fprintf(w, "Peers: %s  \n", peerVersions())
-	}
 	fmt.Fprintf(w, "Corpus: %s; tar %d B (%s), %d entries, diff_id %s; layer `%s` (%s) %d B %s  \n",
 		r.c.Source, r.c.TarSize, mbString(r.c.TarSize), r.c.Entries, r.c.DiffID, r.c.Gzip, firstLine(r.c.Gzip), r.c.LayerSize, r.c.LayerDigest)
 	reps := 0

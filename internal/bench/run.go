@@ -343,8 +343,8 @@ func (c *containerd) importLayout(layout, baseName string) error {
 	return err
 }
 
-// manifestLayer returns the manifest digest of image ref and its first
-// layer descriptor, read from containerd's content store.
+// manifestLayer returns the manifest digest of image ref and its layer
+// descriptors, read from containerd's content store.
 func (c *containerd) manifestLayer(ref string) (string, []v1.Descriptor, error) {
 	out, err := c.run(nil, "ctr", "image", "ls", "name=="+ref)
 	if err != nil {
