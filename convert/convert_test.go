@@ -2,6 +2,7 @@ package convert_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -310,4 +311,27 @@ func TestAnnotations(t *testing.T) {
 			}
 		}
 	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// mustVerifyOpts verifies a registry image over plain HTTP.
+func mustVerifyOpts(t *testing.T, ref string) imageFacts {
+	t.Helper()
+	res, err := verify.Verify(context.Background(), ref, verify.Options{Src: plainHTTP()})
+	if err != nil {
+		t.Fatalf("verify %s: %v", ref, err)
+	}
+	if !res.Valid {
+		t.Fatalf("verify %s: invalid: %+v", ref, res.Findings)
+	}
+	var f imageFacts
+	for _, m := range res.Manifests {
+		var fm []string
+		for _, l := range m.Layers {
+			fm = append(fm, l.Format)
+		}
+		f.formats = append(f.formats, fm)
+	}
+	return f
 }
