@@ -260,14 +260,18 @@ func (f *FS) dirEntries(n *node) []fs.DirEntry {
 }
 
 // ReadFile implements fs.ReadFileFS: the contents of a regular file, read
-// through its chunks (follows symlinks).
+// through its chunks (follows symlinks); empty for devices, fifos and sockets.
 func (f *FS) ReadFile(name string) ([]byte, error) {
 	n, _, err := f.lookup(name, true)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
-	if n.in.ftype != FileTypeReg {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("not a regular file")}
+	switch n.in.ftype {
+	case FileTypeReg:
+	case FileTypeDir:
+		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("is a directory")}
+	default:
+		return []byte{}, nil // devices, fifos, sockets have no content in an image
 	}
 	if n.in.ino.Size > 1<<40 {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("file too large to read into memory")}
@@ -404,7 +408,7 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: errors.New("is a directory")}
 	}
 	if in.ftype != FileTypeReg {
-		return 0, &fs.PathError{Op: "read", Path: fl.name, Err: errors.New("not a regular file")}
+		return 0, io.EOF // devices, fifos, sockets have no content in an image
 	}
 	if off < 0 {
 		return 0, fs.ErrInvalid
