@@ -43,37 +43,51 @@ var zstdChunkDecoders = sync.Pool{New: func() any {
 // (gzip/zran chunks, batch chunks, encryption, tarfs mode).
 var ErrUnsupported = errors.New("nydus: unsupported feature")
 
-// decompressExact decompresses src with algo into dst, which has the exact
-// uncompressed size; anything else (short, long, corrupt) is an error.
-func decompressExact(algo Compressor, src, dst []byte) error {
+// decompressChunk decompresses one chunk that must have exactly n bytes;
+// anything else (short, long, corrupt) is an error. Memory for the output is
+// only committed once the input can plausibly produce it.
+func decompressChunk(algo Compressor, src []byte, n int) ([]byte, error) {
+	if n > MaxChunkSize {
+		return nil, fmt.Errorf("chunk of %d bytes over the maximum chunk size", n)
+	}
 	switch algo {
 	case CompressNone:
-		if len(src) != len(dst) {
-			return fmt.Errorf("stored size %d ≠ expected %d", len(src), len(dst))
+		if len(src) != n {
+			return nil, fmt.Errorf("stored size %d ≠ expected %d", len(src), n)
 		}
-		copy(dst, src)
-		return nil
+		return bytes.Clone(src), nil
 	case CompressLZ4Block:
-		return lz4DecompressBlock(src, dst)
+		// an LZ4 sequence expands at most ~255× (one length byte → 255 bytes)
+		if n > 255*len(src)+64 {
+			return nil, fmt.Errorf("lz4: %d bytes cannot decompress to %d", len(src), n)
+		}
+		dst := make([]byte, n)
+		if err := lz4DecompressBlock(src, dst); err != nil {
+			return nil, err
+		}
+		return dst, nil
 	case CompressZstd:
-		if len(dst) > MaxChunkSize {
-			return fmt.Errorf("chunk of %d bytes over the maximum chunk size", len(dst))
+		var h zstd.Header
+		if err := h.Decode(src); err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		if h.HasFCS && h.FrameContentSize != uint64(n) {
+			return nil, fmt.Errorf("zstd: frame holds %d bytes, expected %d", h.FrameContentSize, n)
 		}
 		d := zstdChunkDecoders.Get().(*zstd.Decoder)
 		defer zstdChunkDecoders.Put(d)
-		out, err := d.DecodeAll(src, dst[:0])
+		out, err := d.DecodeAll(src, make([]byte, 0, min(n, 64*len(src)+64<<10)))
 		if err != nil {
-			return fmt.Errorf("zstd: %w", err)
+			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		if len(out) != len(dst) {
-			return fmt.Errorf("zstd: decompressed %d bytes, expected %d", len(out), len(dst))
+		if len(out) != n {
+			return nil, fmt.Errorf("zstd: decompressed %d bytes, expected %d", len(out), n)
 		}
-		copy(dst, out) // no-op when DecodeAll decoded in place
-		return nil
+		return out, nil
 	case CompressGzip:
-		return fmt.Errorf("%w: gzip (zran) chunks", ErrUnsupported)
+		return nil, fmt.Errorf("%w: gzip (zran) chunks", ErrUnsupported)
 	}
-	return fmt.Errorf("%w: compressor %d", ErrUnsupported, uint32(algo))
+	return nil, fmt.Errorf("%w: compressor %d", ErrUnsupported, uint32(algo))
 }
 
 // decompressLimited decompresses a whole section (a bootstrap or a ci array)

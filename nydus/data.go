@@ -322,12 +322,12 @@ func (f *FS) readChunkData(ref *ChunkRef, s *blobState) ([]byte, error) {
 	if _, err := s.r.ReadAt(src, int64(ref.CompressedOffset)); err != nil {
 		return nil, fmt.Errorf("nydus: reading chunk of blob %s: %w", e.ID(), err)
 	}
-	dst := make([]byte, ref.UncompressedSize)
 	algo := CompressNone
 	if ref.Compressed {
 		algo = Compressor(e.CompressionAlgo)
 	}
-	if err := decompressExact(algo, src, dst); err != nil {
+	dst, err := decompressChunk(algo, src, int(ref.UncompressedSize))
+	if err != nil {
 		return nil, &FormatError{Check: CheckChunkDigest, Offset: int64(ref.CompressedOffset), Msg: fmt.Sprintf("chunk (blob %d, ci %d) does not decompress with %s to %d bytes", ref.BlobIndex, ref.CIIndex, algo, ref.UncompressedSize), Err: err}
 	}
 	return dst, nil
@@ -338,6 +338,9 @@ func (f *FS) fileChunk(in *inode, k uint64) ([]byte, error) {
 	ref, s, err := f.resolveChunk(in, k)
 	if err != nil {
 		return nil, err
+	}
+	if ref.Source != "hole" && ref.UncompressedSize != ref.Length {
+		return nil, formatErr(CheckChunkInfo, -1, "chunk %d: %d bytes, the file needs %d here", k, ref.UncompressedSize, ref.Length)
 	}
 	data, err := f.readChunkData(&ref, s)
 	if err != nil {
