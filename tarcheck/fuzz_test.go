@@ -180,6 +180,10 @@ func checkResult(t *testing.T, data []byte, opts Options, res *Result, known map
 		if n >= len(res.Entries) || res.Entries[n].Name != hdr.Name {
 			t.Fatalf("entry %d: archive/tar reads %q", n, hdr.Name)
 		}
+		if res.Entries[n].Sparse && hdr.Size > 1<<20 {
+			n++ // expanding it would take long; Next checks the physical data
+			continue
+		}
 		content, err := io.ReadAll(tr)
 		if err != nil {
 			t.Fatalf("no error findings, but archive/tar fails reading %q: %v", hdr.Name, err)

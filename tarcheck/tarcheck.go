@@ -186,9 +186,9 @@ type Options struct {
 	// for entries without data, e.g. directories and links), for instance
 	// to compute per-file digests. The reader is valid only during the call;
 	// whatever it leaves unread is skipped. For sparse files it yields the
-	// expanded content (Size bytes, holes as zeros). A read error on it (a truncated
-	// stream, a limit) becomes a finding, not OnEntry's failure; an error
-	// OnEntry returns otherwise stops Scan, which returns it.
+	// expanded content (Size bytes, holes as zeros). A read error on it (a
+	// truncated stream, a limit) becomes a finding, not OnEntry's failure;
+	// an error OnEntry returns otherwise stops Scan, which returns it.
 	OnEntry func(Entry, io.Reader) error
 	// Severity overrides the default severity of check ids (for example
 	// CheckDuplicatePath: check.Error for a converter that cannot represent
@@ -493,7 +493,7 @@ func (s *scanner) checkPaths(e Entry, seq uint32) {
 	k := keyOf(e.Path)
 	info := s.paths[k]
 	if info.entrySeq != 0 {
-		s.add(CheckDuplicatePath, name, "%q appears more than once (type %q, earlier %q)", e.Path, e.Type, info.typ)
+		s.add(CheckDuplicatePath, name, "%q appears more than once (now a %s, earlier a %s)", e.Path, typeName(e.Type), typeName(info.typ))
 	}
 	dir, base := dirOf(e.Path), baseOf(e.Path)
 	for d := dir; d != "."; d = dirOf(d) {
@@ -504,7 +504,7 @@ func (s *scanner) checkPaths(e Entry, seq uint32) {
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		if e.Type != tar.TypeReg || e.Size != 0 {
-			s.add(CheckWhiteoutInvalid, name, "a whiteout must be an empty regular file (type %q, size %d)", e.Type, e.Size)
+			s.add(CheckWhiteoutInvalid, name, "a whiteout must be an empty regular file, not a %s of %d bytes", typeName(e.Type), e.Size)
 		}
 		target := base[len(whiteoutPrefix):]
 		switch {
@@ -512,7 +512,7 @@ func (s *scanner) checkPaths(e Entry, seq uint32) {
 			if dir == "." {
 				s.add(CheckWhiteoutInvalid, name, "opaque marker at the layer root, not in a directory")
 			} else if di := s.paths[keyOf(dir)]; di.entrySeq != 0 && di.typ != tar.TypeDir {
-				s.add(CheckWhiteoutInvalid, name, "opaque marker in %q, which is not a directory (type %q)", dir, di.typ)
+				s.add(CheckWhiteoutInvalid, name, "opaque marker in %q, which is a %s, not a directory", dir, typeName(di.typ))
 			}
 		case target == "":
 			s.add(CheckWhiteoutInvalid, name, "whiteout without a name")
@@ -736,7 +736,7 @@ func typeName(typ byte) string {
 	case tar.TypeFifo:
 		return "fifo"
 	}
-	return fmt.Sprintf("type %q", typ)
+	return fmt.Sprintf("%q-type entry", typ)
 }
 
 func alignUp(n int64) int64 { return (n + blockSize - 1) &^ (blockSize - 1) }
