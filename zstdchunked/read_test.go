@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-func parsePos(t *testing.T, v string) []uint64 {
+func parsePos(t testing.TB, v string) []uint64 {
 	t.Helper()
 	var out []uint64
 	for _, p := range strings.Split(v, ":") {
@@ -148,7 +148,7 @@ func TestRebuildDetectsTampering(t *testing.T) {
 // legacyBlob builds a containers-legacy blob by hand: the frames of an Encode
 // output, then a minimal TOC without tarSplitDigest in a skippable frame and
 // the 40-byte "GnUlInUx" footer (layout from skopeo 1.9 / c/storage 1.43).
-func legacyBlob(t *testing.T, in []byte) ([]byte, map[string]string, *TOC) {
+func legacyBlob(t testing.TB, in []byte) ([]byte, map[string]string, *TOC) {
 	blob, res := ourEncode(t, in, 3)
 	toc, _ := readBack(t, blob, res.Annotations)
 	mp := parsePos(t, res.Annotations[AnnotationManifestPosition])

@@ -80,6 +80,7 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64, annotations map[str
 		lim:  opts.Limits.withDefaults(),
 		info: &LayerInfo{},
 	}
+	v.tsClaimed, v.plainEnd = -1, size
 	v.f = newFindings(v.lim.MaxFindings)
 	if err := v.run(); err != nil {
 		return nil, nil, err
@@ -149,6 +150,8 @@ type verifier struct {
 	lazySkip  bool    // the partial-pull view would exceed the limit
 
 	// The tar-split.
+	tsClaimed    int64 // start of the tar-split's skippable frame as claimed, -1 if none
+	plainEnd     int64 // the full-pull view decodes [0, plainEnd)
 	tsPos        *position
 	tsTrusted    bool  // located, within limits, digest verified
 	tsConsistent bool  // and its headers match the TOC
@@ -522,14 +525,41 @@ func (v *verifier) readTOC() error {
 	return nil
 }
 
+// syncDecoders pools single-goroutine zstd decoders: each holds a history
+// buffer of its frames' window size (8 MiB for klauspost's writers), which
+// would otherwise be allocated and cleared for every chunk reader.
+var syncDecoders = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDecoderWindow), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		panic(err) // only invalid options fail
+	}
+	return d
+}}
+
+// getDecoder returns a pooled decoder reset to r.
+func getDecoder(r io.Reader) (*zstd.Decoder, error) {
+	d := syncDecoders.Get().(*zstd.Decoder)
+	if err := d.Reset(r); err != nil {
+		syncDecoders.Put(d)
+		return nil, err
+	}
+	return d, nil
+}
+
+func putDecoder(d *zstd.Decoder) {
+	if d.Reset(nil) == nil {
+		syncDecoders.Put(d)
+	}
+}
+
 // decompressCapped decompresses one zstd stream, expecting want bytes and
 // never producing more than want+1. lerr is set when there was more.
 func decompressCapped(comp []byte, want uint64) (out []byte, lerr, derr error) {
-	dec, err := zstd.NewReader(bytes.NewReader(comp), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDecoderWindow))
+	dec, err := getDecoder(bytes.NewReader(comp))
 	if err != nil {
 		return nil, nil, err
 	}
-	defer dec.Close()
+	defer putDecoder(dec)
 	buf := bytes.NewBuffer(make([]byte, 0, min(want, 16<<20)))
 	n, err := io.Copy(buf, io.LimitReader(dec, int64(want)+1))
 	if err != nil {

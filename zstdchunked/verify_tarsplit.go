@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/archive/tar"
 	"github.com/vbatts/tar-split/tar/storage"
@@ -39,6 +38,9 @@ func (v *verifier) locateTarSplit() error {
 		f := v.footer
 		pos = &position{offset: f.TarSplitOffset, length: f.TarSplitLength, uncompressed: f.TarSplitUncompressedLength}
 		from = "the footer"
+	}
+	if pos != nil && pos.offset >= SkippableFrameHeaderSize && pos.offset <= uint64(v.size) {
+		v.tsClaimed = int64(pos.offset) - SkippableFrameHeaderSize
 	}
 	want, wantFrom := t.TarSplitDigest, "the TOC's tarSplitDigest"
 	if want == "" && v.annTSSum != "" {
@@ -120,13 +122,6 @@ var errStopIter = errors.New("stop")
 // the error is for I/O and ctx.
 func (v *verifier) iterTarSplit(quiet bool, handle func(*storage.Entry) error) (bool, error) {
 	pos := v.tsPos
-	dec, err := zstd.NewReader(io.NewSectionReader(v.ra, int64(pos.offset), int64(pos.length)),
-		zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDecoderWindow), zstd.WithDecoderLowmem(true))
-	if err != nil {
-		return false, err
-	}
-	defer dec.Close()
-	cr := &countingReader{r: io.LimitReader(dec, int64(pos.uncompressed)+1), maxLine: maxTarSplitLine}
 	report := func(id, format string, a ...any) (bool, error) {
 		if err := v.ra.failed(); err != nil {
 			return false, err
@@ -136,6 +131,12 @@ func (v *verifier) iterTarSplit(quiet bool, handle func(*storage.Entry) error) (
 		}
 		return false, nil
 	}
+	dec, err := getDecoder(io.NewSectionReader(v.ra, int64(pos.offset), int64(pos.length)))
+	if err != nil {
+		return report(CheckTarSplit, "the tar-split frame does not decompress: %v", err)
+	}
+	defer putDecoder(dec)
+	cr := &countingReader{r: io.LimitReader(dec, int64(pos.uncompressed)+1), maxLine: maxTarSplitLine}
 	up := storage.NewJSONUnpacker(cr)
 	for i := 0; ; i++ {
 		if i%1024 == 0 {

@@ -323,8 +323,8 @@ func (v *verifier) checkOverlaps(offErr func(*filePlan, string, ...any)) {
 // magic only.
 func (v *verifier) walkFrames(reqs []frameReq, offErr func(*filePlan, string, ...any)) error {
 	known := map[int64]string{v.tocFrame: "TOC"}
-	if v.tsPos != nil {
-		known[int64(v.tsPos.offset)-SkippableFrameHeaderSize] = "tar-split"
+	if v.tsClaimed >= 0 {
+		known[v.tsClaimed] = "tar-split"
 	}
 	if v.footer != nil {
 		known[v.size-SkippableFrameHeaderSize-int64(v.footer.Size)] = "footer"
@@ -363,6 +363,7 @@ func (v *verifier) walkFrames(reqs []frameReq, offErr func(*filePlan, string, ..
 				continue
 			}
 			v.f.errorf(CheckTrailingData, "the %d bytes at %d..%d are not zstd frames (%s): a full pull fails on them", v.size-off, off, v.size, fe.reason)
+			v.plainEnd = off // the full-pull view stops there; reported here
 			break
 		}
 		if inData {
@@ -385,7 +386,9 @@ func (v *verifier) walkFrames(reqs []frameReq, offErr func(*filePlan, string, ..
 			if info.Skippable {
 				if _, ok := known[off]; ok {
 					delete(known, off)
-				} else {
+				} else if ok, err := v.looksLikeFooter(info); err != nil {
+					return err
+				} else if !ok {
 					unknownSkippable++
 				}
 			} else {
@@ -444,6 +447,26 @@ func (v *verifier) walkFrames(reqs []frameReq, offErr func(*filePlan, string, ..
 		}
 	}
 	return nil
+}
+
+// looksLikeFooter: a skippable frame of a footer's size whose payload has a
+// footer magic where that form has it (a footer not at the blob's end).
+func (v *verifier) looksLikeFooter(fr frameInfo) (bool, error) {
+	n := fr.End - fr.Start - SkippableFrameHeaderSize
+	var at int64
+	switch n {
+	case FooterSize:
+		at = 56
+	case IntermediateFooterSize, LegacyFooterSize:
+		at = 32
+	default:
+		return false, nil
+	}
+	var m [8]byte
+	if _, err := v.ra.ReadAt(m[:], fr.Start+SkippableFrameHeaderSize+at); err != nil {
+		return false, fmt.Errorf("reading blob at offset %d: %w", fr.Start+SkippableFrameHeaderSize+at, err)
+	}
+	return string(m[:]) == FooterMagic || string(m[:]) == LegacyFooterMagic, nil
 }
 
 func plural(n int) string {

@@ -76,7 +76,7 @@ func (v *verifier) views() error {
 	if plain.ok {
 		v.info.UncompressedDigest, v.info.UncompressedSize = plain.digest, plain.size
 		if v.opts.DiffID != "" && plain.digest != v.opts.DiffID {
-			v.f.errorf(CheckDiffID, "the blob decompresses to %d bytes with digest %s, the config's diff_id is %s (a full pull fails)", plain.size, plain.digest, v.opts.DiffID)
+			v.f.errorf(CheckDiffID, "the blob decompresses to %d bytes with digest %s, the config's diff_id is %s: the config does not describe this layer", plain.size, plain.digest, v.opts.DiffID)
 		}
 		if v.esgzUSize >= 0 && v.esgzUSize != plain.size {
 			v.f.warnf(CheckAnnotations, "%s is %d, the layer decompresses to %d bytes", AnnotationStargzUncompressedSize, v.esgzUSize, plain.size)
@@ -114,11 +114,8 @@ func (v *verifier) lazyView() (*lazyResult, error) {
 		return r, nil
 	}
 	lf := &lazyFiles{v: v, r: r, buf: make([]byte, 128<<10)}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDecoderWindow), zstd.WithDecoderLowmem(true))
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
+	dec := syncDecoders.Get().(*zstd.Decoder)
+	defer putDecoder(dec)
 	lf.dec = dec
 	done := make([]bool, len(v.plans))
 
@@ -210,10 +207,6 @@ func (lf *lazyFiles) file(pi int, w io.Writer) error {
 		if multi || c.zeros {
 			sizeID = CheckChunkDigest
 		}
-		if err := lf.dec.Reset(io.NewSectionReader(v.ra, c.off, c.end-c.off)); err != nil {
-			return err
-		}
-		var src io.Reader = lf.dec
 		decodeErr := func(err error) error {
 			if ioErr := v.ra.failed(); ioErr != nil {
 				return ioErr
@@ -222,6 +215,13 @@ func (lf *lazyFiles) file(pi int, w io.Writer) error {
 			good = false
 			return nil
 		}
+		if err := lf.dec.Reset(io.NewSectionReader(v.ra, c.off, c.end-c.off)); err != nil {
+			if e := decodeErr(err); e != nil {
+				return e
+			}
+			break
+		}
+		var src io.Reader = lf.dec
 		if c.inner > 0 {
 			n, err := io.CopyN(io.Discard, src, c.inner)
 			if err != nil && err != io.EOF {
@@ -396,15 +396,27 @@ func (c *capReader) Read(p []byte) (int, error) {
 }
 
 func (v *verifier) plainView(cap int64, capFromTOC bool) (*plainResult, error) {
+	var err error
 	r := &plainResult{f: newFindings(v.lim.MaxFindings)}
 	if v.plans != nil {
 		r.fileDigest = make([]digest.Digest, len(v.plans))
 	}
-	dec, err := zstd.NewReader(io.NewSectionReader(v.ra, 0, v.size), zstd.WithDecoderMaxWindow(maxDecoderWindow))
-	if err != nil {
-		return nil, err
+	src := io.NewSectionReader(v.ra, 0, v.plainEnd)
+	var dec *zstd.Decoder
+	if v.plainEnd < 16<<20 {
+		if dec, err = getDecoder(src); err != nil {
+			r.f.errorf(CheckStream, "the blob does not decompress as a zstd stream (a full pull fails): %v", err)
+			return r, nil
+		}
+		defer putDecoder(dec)
+	} else {
+		// Large blobs: klauspost's asynchronous stream decoder.
+		if dec, err = zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxDecoderWindow)); err != nil {
+			r.f.errorf(CheckStream, "the blob does not decompress as a zstd stream (a full pull fails): %v", err)
+			return r, nil
+		}
+		defer dec.Close()
 	}
-	defer dec.Close()
 	cr := &capReader{r: dec, max: cap}
 	h := sha256.New()
 	cw := &countWriter{w: h}
