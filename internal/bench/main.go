@@ -303,9 +303,18 @@ type benchCase struct {
 func (bc *benchCase) ok() bool { return bc.na == "" && len(bc.runs) > 0 }
 
 func (bc *benchCase) median() float64 {
-	t := make([]float64, len(bc.runs))
-	for i, m := range bc.runs {
-		t[i] = m.secs
+	return medianOf(bc.runs, func(m *measurement) float64 { return m.secs })
+}
+
+// medianCPU is the median of the user + system CPU seconds.
+func (bc *benchCase) medianCPU() float64 {
+	return medianOf(bc.runs, func(m *measurement) float64 { return m.cpu })
+}
+
+func medianOf(runs []*measurement, f func(*measurement) float64) float64 {
+	t := make([]float64, len(runs))
+	for i, m := range runs {
+		t[i] = f(m)
 	}
 	sort.Float64s(t)
 	if n := len(t); n%2 == 1 {

@@ -107,7 +107,8 @@ func (r *report) mainTargets(zfloor *benchCase) {
 		case bc.na != "":
 			r.add("%s %s: %s", naWord(bc), what, bc.na)
 		case ok:
-			r.verdict(x <= limit, "%s: %.2f× the floor (%.2f s vs %.2f s; target ≤ %.1f×)", what, x, bc.median(), floor.median(), limit)
+			r.verdict(x <= limit, "%s: %.2f× the floor (%.2f s vs %.2f s; target ≤ %.1f×; CPU seconds %.2f vs %.2f)",
+				what, x, bc.median(), floor.median(), limit, bc.medianCPU(), floor.medianCPU())
 		}
 	}
 	speedTarget := func(bc, peer *benchCase, limit float64, what string) {
@@ -117,7 +118,8 @@ func (r *report) mainTargets(zfloor *benchCase) {
 		case peer.na != "":
 			r.add("n/a %s: the peer %s", what, peer.na)
 		case ok:
-			r.verdict(x >= limit, "%s: %.2f× faster (%.2f s vs %.2f s; target ≥ %.1f×)", what, x, bc.median(), peer.median(), limit)
+			r.verdict(x >= limit, "%s: %.2f× faster (%.2f s vs %.2f s; target ≥ %.1f×; CPU seconds %.2f vs %.2f)",
+				what, x, bc.median(), peer.median(), limit, bc.medianCPU(), peer.medianCPU())
 		}
 	}
 
