@@ -171,7 +171,7 @@ type encoder struct {
 
 func (e *encoder) openMember() {
 	if e.cur == nil {
-		e.cur = &part{raw: getBuf(), first: true, level: e.opts.Level}
+		e.cur = &part{raw: getBuf(64 << 10), first: true, level: e.opts.Level}
 		e.members++
 		e.memberLen = 0
 	}
@@ -180,7 +180,7 @@ func (e *encoder) openMember() {
 // cutPart sends the full current part and starts the member's next part.
 func (e *encoder) cutPart() error {
 	prev := e.cur
-	next := &part{raw: getBuf(), level: e.opts.Level}
+	next := &part{raw: getBuf(64 << 10), level: e.opts.Level}
 	next.dict = append([]byte(nil), prev.raw[len(prev.raw)-dictLength:]...)
 	e.cur = next
 	return e.pipe.send(prev)
@@ -231,8 +231,8 @@ func (e *encoder) appendFrom(r io.Reader, n int64, hs ...hash.Hash) error {
 		k := int(min(int64(room), n))
 		l := len(e.cur.raw)
 		if cap(e.cur.raw) < l+k {
-			grow := max(l+k, min(2*cap(e.cur.raw), partCap))
-			nb := make([]byte, l, grow)
+			// Room for this chunk, its padding and a few headers.
+			nb := getBuf(min(l+k+8<<10, partCap))[:l]
 			copy(nb, e.cur.raw)
 			putBuf(e.cur.raw)
 			e.cur.raw = nb

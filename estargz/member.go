@@ -72,7 +72,7 @@ func (d *deflater) compress(p *part) {
 		d.fw, _ = flate.NewWriter(nil, p.level) // the level was checked by Encode
 		d.level = p.level
 	}
-	d.out.b = p.comp[:0]
+	d.out.b = getBuf(len(p.raw)/2 + 4<<10)
 	d.fw.ResetDict(&d.out, p.dict)
 	d.fw.Write(p.raw)
 	if p.final {
@@ -86,7 +86,15 @@ func (d *deflater) compress(p *part) {
 
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+// getBuf returns an empty buffer of at least n bytes of capacity.
+func getBuf(n int) []byte {
+	b := (*bufPool.Get().(*[]byte))[:0]
+	if cap(b) < n {
+		putBuf(b)
+		b = make([]byte, 0, max(n, 64<<10))
+	}
+	return b
+}
 
 func putBuf(b []byte) {
 	if cap(b) == 0 || cap(b) > 2*partCap {

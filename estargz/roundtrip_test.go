@@ -314,9 +314,12 @@ func TestReproducible(t *testing.T) {
 		if name == "big" {
 			prio = []string{"small/007", "big/text-5m"}
 		}
-		for _, opts := range []EncodeOptions{{}, {ChunkSize: 16 << 20}, {MinChunkSize: 1 << 20, Level: 9}, {PrioritizedFiles: prio, TempDir: t.TempDir()}} {
+		for _, opts := range []EncodeOptions{{}, {ChunkSize: 16 << 20, Level: 1}, {MinChunkSize: 1 << 20, Level: 9}, {PrioritizedFiles: prio, TempDir: t.TempDir(), Level: 2}} {
+			if name == "big" && opts.Level == 9 {
+				opts.Level = 3 // level 9 on 9 MiB of random bytes is slow, and levels do not matter here
+			}
 			var ref digest.Digest
-			for _, procs := range []int{1, 2, 3, 8} {
+			for _, procs := range []int{1, 2, 5} {
 				runtime.GOMAXPROCS(procs)
 				blob, res := encodeBytes(t, inputs[name], opts)
 				d := digest.FromBytes(blob)
