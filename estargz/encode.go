@@ -541,7 +541,7 @@ func (e *encoder) spooled(in io.Reader) error {
 		case se.landmark:
 			payload = bytes.NewReader([]byte{LandmarkContents})
 		case se.h.Typeflag == tar.TypeReg:
-			payload = bufio.NewReaderSize(io.NewSectionReader(f, se.off, se.h.Size), 256<<10)
+			payload = io.NewSectionReader(f, se.off, se.h.Size) // read in chunk-sized pieces
 		}
 		if err := e.writeEntry(se.h, payload); err != nil {
 			return err
