@@ -53,11 +53,13 @@ const (
 	// places (archive/tar refuses PAX ones, C readers stop at the NUL).
 	CheckNameNUL = "tar.name-nul"
 	// CheckHeader [error]: a header that does not parse (bad checksum, bad
-	// number, malformed PAX record, a zero block followed by a header, an
-	// empty name), a stream that ends inside a header or inside an entry's
-	// data, bad sparse-file data, or non-zero bytes after the end-of-archive
-	// marker. Scanning stops at the first one; the rest of the stream is
-	// still read so that Result.Digest and Result.Size cover all of it.
+	// number, malformed PAX record, a zero block followed by a header), a
+	// stream that ends inside a header or inside an entry's data, non-zero
+	// bytes after the end-of-archive marker; also an empty name, and a
+	// sparse file whose map does not match its data. Where the stream
+	// cannot be parsed further the scan of entries stops, but the rest of
+	// the stream is still read so that Result.Digest and Result.Size cover
+	// all of it.
 	CheckHeader = "tar.header"
 	// CheckHeaderOnlySize [error]: a directory, link, device or fifo entry
 	// whose header claims data (a non-zero size). archive/tar and most

@@ -341,7 +341,7 @@ func (s *scanner) nextFailed(err error, start int64, raw []byte) (outcome, error
 	return drainRest, nil
 }
 
-// entry checks one entry and reads its data.
+// entry checks one entry and hands its data to OnEntry.
 func (s *scanner) entry(hdr *tar.Header, start int64, raw []byte, ri rawInfo) (outcome, error) {
 	lim := s.lim
 	if ri.paxSize > lim.MaxPAXRecordsSize {
