@@ -149,6 +149,31 @@
 // dialects share the 40-byte footer, so without annotations the TOC's shape
 // ([TOCShape], reported by [ReadTOC]) decides between legacy and stargz.
 //
+// # Older forms of the containers dialect
+//
+// c/storage wrote io.github.containers.zstd-chunked.* keys from 1.44 on
+// (before that: the legacy keys). 1.44-1.46 wrote the 40-byte "GnUlInUx"
+// footer and no tar-split; 1.47-1.49 a 56-byte footer (the four TOC slots,
+// "GnUlInUx" at bytes 32-39, 16 zero bytes) plus a tar-split located and
+// authenticated only by the tarsplit-position and tarsplit-checksum
+// annotations; 1.50 introduced the 64-byte "GNUlInUx" footer, and 1.54 moved
+// the tar-split digest into the TOC. ReadFooter reads all three footer forms.
+//
+// # Verifying a layer
+//
+// [Verify] reads a layer the way each reader does and reports every
+// disagreement as a [github.com/fmtconv/fmtconv/check.Finding] with one of
+// [VerifyCheckIDs]. A partial pull (c/storage, stargz-snapshotter) sees the
+// annotations, the TOC, each file's frames at its TOC offsets ("zeros"
+// chunks as zeros) and, in the
+// containers dialect, the tar stream rebuilt from the tar-split around those
+// files; a full pull sees the blob decompressed as one zstd stream. The two
+// must give the same files with the same metadata in the same order and the
+// same tar stream, whose sha256 is the diff_id. For stargz-dialect layers the
+// TOC follows estargz's rules (link names only on links, sizes only on
+// regular files, modification times rounded to seconds, no access and change
+// times; chunk ranges end at the next entry's offset).
+//
 // # Differences between this package's writer and c/storage's
 //
 // For every tar that c/storage's compressor.ZstdCompressor handles correctly,

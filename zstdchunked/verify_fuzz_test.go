@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"slices"
 	"testing"
 	"time"
 
@@ -139,11 +138,6 @@ func FuzzVerify(f *testing.F) {
 		}
 		if !check.HasErrors(fs) && len(blob) > 0 && info.UncompressedDigest == "" {
 			t.Fatalf("no errors but no uncompressed digest:%s", dumpFindings(fs))
-		}
-		// Deterministic.
-		_, fs2, err := Verify(context.Background(), bytes.NewReader(blob), int64(len(blob)), ann, VerifyOptions{Limits: fuzzLimits})
-		if err != nil || !slices.EqualFunc(fs, fs2, func(a, b check.Finding) bool { return a == b }) {
-			t.Fatalf("second run differs: %v%s\nvs%s", err, dumpFindings(fs), dumpFindings(fs2))
 		}
 	})
 }
