@@ -8,6 +8,7 @@ import (
 	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/tarcheck"
+	"github.com/fmtconv/fmtconv/zstdchunked"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -47,6 +48,17 @@ func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, siz
 			info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
 		}
 		return info, fs, nil
+	case layerformat.ZstdChunked:
+		zlim := zstdchunked.Limits{MaxEntries: lim.MaxEntries, MaxNameLength: lim.MaxNameLength}
+		info, fs, err := zstdchunked.Verify(ctx, ra, size, ann, zstdchunked.VerifyOptions{Limits: zlim, DiffID: diffID})
+		if err != nil {
+			return nil, nil, err
+		}
+		fs = dropIDs(fs, CheckLayerDiffID, CheckLayerDecode, zstdchunked.CheckDiffID)
+		if info == nil {
+			return nil, fs, nil
+		}
+		return &ChunkedInfo{Dialect: string(info.Dialect), TOCDigest: info.TOCDigest, Entries: info.Entries, Chunks: info.Chunks, Details: info}, fs, nil
 	}
 	return nil, nil, nil
 }
