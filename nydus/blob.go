@@ -123,6 +123,9 @@ func ParseLayerBlob(r io.ReaderAt, size int64) (*LayerBlob, error) {
 	}
 	last := b.Sections[len(b.Sections)-1]
 	if last.Name == SectionTOC {
+		if last.Size > 1<<20 {
+			return nil, formatErr(CheckTOC, last.Offset, "TOC of %d bytes (nydus writes at most %d)", last.Size, MaxTOCSize-TarHeaderSize)
+		}
 		if last.Size%TOCEntrySize != 0 {
 			return nil, formatErr(CheckTOC, last.Offset, "TOC of %d bytes is not a multiple of %d", last.Size, TOCEntrySize)
 		}

@@ -65,8 +65,12 @@ func FuzzBootstrap(f *testing.F) {
 		}
 	}
 	blob := fuzzSeed(f, fxBlobBe7d)
+	// small synthetic images (symlinks, devices, xattrs, hard links, multi-chunk files)
+	small := synthTree(synthBuildTime)[:23]
 	for _, c := range synthConfigs[:3] {
-		boot, sb := buildStd(f, c.o)
+		o := c.o
+		o.buildTime = synthBuildTime
+		boot, sb := buildSynth(f, small, o)
 		f.Add(boot)
 		if blob == nil {
 			blob = sb

@@ -20,8 +20,10 @@ type Info struct {
 	// Inodes counts distinct inodes (nids) of the tree, Names counts names (root included).
 	Inodes int `json:"inodes"`
 	Names  int `json:"names"`
-	// ByType counts names by type ("reg", "dir", "symlink", "char", "block", "fifo", "socket").
-	ByType map[string]int `json:"byType"`
+	// ByType counts names by type ("reg", "dir", "symlink", "char", "block", "fifo", "socket");
+	// InodesByType counts distinct inodes (hard links counted once).
+	ByType       map[string]int `json:"byType"`
+	InodesByType map[string]int `json:"inodesByType"`
 	// Hardlinks counts names that are second or later names of an inode.
 	Hardlinks int `json:"hardlinks"`
 	// TotalFileSize sums the sizes of distinct regular files.
@@ -124,7 +126,7 @@ func (f *FS) Info() *Info {
 		Compressor: f.ext.Flags.Compressor().String(), Digester: f.ext.Flags.Digester().String(),
 		ChunkSize: f.ext.ChunkSize, RootNid: f.sb.RootNid, MetaBlkAddr: f.sb.MetaBlkAddr,
 		BuildTime: time.Unix(int64(f.sb.BuildTime), int64(f.sb.BuildTimeNsec)).UTC(),
-		Inodes:    len(f.inodes), ByType: map[string]int{},
+		Inodes:    len(f.inodes), ByType: map[string]int{}, InodesByType: map[string]int{},
 		ChunkTableEntries: int(f.ext.ChunkTableSize / ChunkInfoSize),
 		PrefetchNids:      len(f.prefetch),
 	}
@@ -134,6 +136,8 @@ func (f *FS) Info() *Info {
 		i.ByType[n.in.ftype.String()]++
 		if n.link != nil {
 			i.Hardlinks++
+		} else {
+			i.InodesByType[n.in.ftype.String()]++
 		}
 		if n.in.ftype == FileTypeReg && !seen[n.in.nid] {
 			seen[n.in.nid] = true

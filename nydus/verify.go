@@ -124,8 +124,8 @@ func (f *FS) verify(out *findings, opts *VerifyOptions) {
 	for _, d := range opts.LayerDigests {
 		layer[d.Encoded()] = true
 	}
-	if f.resolver == nil && f.self == nil && len(f.blobs) > 0 {
-		out.warnf(CheckBlobMissing, "", "no blobs given: chunk data, blob ids, blob.meta and TOCs not verified")
+	if unresolved := len(f.blobs) - btoi(f.selfBlob >= 0); f.resolver == nil && unresolved > 0 {
+		out.warnf(CheckBlobMissing, "", "no blob resolver: chunk data, blob ids, blob.meta and TOCs of %d blob(s) not verified", unresolved)
 	}
 	for i := range f.blobs {
 		f.verifyBlob(i, out, opts, layer)
@@ -470,6 +470,13 @@ func (f *FS) verifyChunks(out *findings, opts *VerifyOptions) {
 			out.errorf(CheckChunkIndex, path, "inode chunk size 2^%d needs contiguous blocks, but the chunks are not contiguous (EROFS would read wrong data)", in.chunkBits)
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func trailingZeros(x uint32) int {
