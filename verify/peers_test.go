@@ -81,8 +81,20 @@ func TestZstdChunkedFromContainersImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// c/image keeps layers it cannot recompress; only chunked ones are checked for TOC facts.
-		if !res.Valid {
+		if img.Name == "multi-format" {
+			// containers/image's compressor drops the bytes of a tar that ends inside its last
+			// file's padding (containers/container-libs#391) and keeps the old diff_id: the one
+			// layer that ends so must be caught, and nothing else.
+			var errs []string
+			for _, f := range res.Findings {
+				if f.Severity == check.Error {
+					errs = append(errs, f.Check)
+				}
+			}
+			if !slices.Equal(errs, []string{verify.CheckLayerDiffID}) {
+				t.Fatalf("containers/image's zstd:chunked of multi-format: errors %v, want exactly one layer.diffid (%v)", errs, res.Findings)
+			}
+		} else if !res.Valid {
 			t.Fatalf("%s: %v", img.Name, res.Findings)
 		}
 		if !slices.Contains(formats(res), "zstd:chunked(containers)") {
