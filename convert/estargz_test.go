@@ -211,3 +211,18 @@ func TestEstargzPeers(t *testing.T) {
 	back.Src = plainHTTP()
 	mustConvert(t, reg.Ref("esgz/ctr", "1"), "oci:"+t.TempDir()+":x", back)
 }
+
+// TestEstargzPartialPullByPodman: podman (overlay driver, partial pulls on) pulls fmtconv's
+// eStargz layers partially, as its debug log shows.
+func TestEstargzPartialPullByPodman(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	pm := testenv.StartPodman(t, reg)
+	img := generated(t)["multi-format"]
+	o := opts(layerformat.Estargz)
+	o.Dst = plainHTTP()
+	rep := mustConvert(t, img.Ref, reg.Ref("esgz/podman", "1"), o)
+	partial, fallbacks := pm.PullPartial(t, reg.ImageName("esgz/podman", "1"))
+	if len(fallbacks) > 0 || partial != len(rep.Layers) {
+		t.Fatalf("podman pulled %d of %d layers partially; fallbacks: %v", partial, len(rep.Layers), fallbacks)
+	}
+}
