@@ -436,3 +436,16 @@ func TestEncodeErrors(t *testing.T) {
 		t.Errorf("level 10 accepted")
 	}
 }
+
+// TestEmptyLayer: an empty tar (or no bytes at all) gives a valid blob that
+// decodes to an empty archive.
+func TestEmptyLayer(t *testing.T) {
+	for _, in := range [][]byte{nil, make([]byte, 1024)} {
+		blob, res := encodeBytes(t, in, EncodeOptions{})
+		verifyClean(t, blob, res, EncodeOptions{})
+		openUpstream(t, blob, res.TOCDigest)
+		if got := decodeBytes(t, blob, DecodeOptions{}); !bytes.Equal(got, make([]byte, 1024)) {
+			t.Errorf("empty layer decodes to %d bytes", len(got))
+		}
+	}
+}
