@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/klauspost/compress/zstd"
@@ -459,6 +460,11 @@ func (v *verifier) readTOC() error {
 		if got := digest.FromBytes(tocJSON); got != v.stargzSum {
 			v.f.errorf(CheckTOCChecksum, "%s is %s, the uncompressed TOC's sha256 is %s", AnnotationStargzTOCDigest, v.stargzSum, got)
 		}
+	}
+	if !utf8.Valid(tocJSON) {
+		// Go's encoding/json turns invalid bytes into U+FFFD, c/storage's
+		// jsoniter reader does not: readers would see different names.
+		v.f.errorf(CheckTOC, "the TOC JSON is not valid UTF-8: JSON readers disagree on the names it holds")
 	}
 	toc, err := parseTOC(tocJSON, v.lim)
 	if err != nil {

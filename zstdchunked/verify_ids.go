@@ -57,7 +57,8 @@ const (
 	CheckTOCChecksum = "zstdchunked.toc-checksum"
 	// CheckTOC [error, warning]: the TOC cannot be located (the position
 	// does not point at a skippable frame of the claimed length), does not
-	// decompress to its claimed length, is not valid TOC JSON of version 1, or
+	// decompress to its claimed length, is not valid UTF-8 (JSON readers then
+	// disagree on names) or not valid TOC JSON of version 1, or
 	// has an invalid entry: unknown type, empty or NUL-containing name, a
 	// negative number, a chunk entry that does not follow its regular file
 	// (or carries another name), chunk offsets and sizes that do not cover
@@ -90,8 +91,9 @@ const (
 	// CheckRebuild [error]: the tar stream rebuilt from the tar-split and the
 	// partial-pull file contents (what c/storage does after a partial pull)
 	// differs from the blob's plain decompression (or, when that is not
-	// available, from the config diff_id), or a file's content fails the
-	// tar-split's crc64.
+	// available, from the config diff_id), a file's content fails the
+	// tar-split's crc64, or the sizes in the tar-split do not add up to the
+	// layer's size (c/storage takes the layer size from them).
 	CheckRebuild = "zstdchunked.rebuild"
 	// CheckDiffID [error]: the sha256 of the blob's plain decompression (the
 	// full-pull view) is not the config's diff_id (VerifyOptions.DiffID).

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"fmt"
 	"math/rand"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/tar/storage"
 )
 
 // smallRich is a small tar with every entry type, a multi-chunk file with a
@@ -234,6 +236,63 @@ func TestVerifyDeterministic(t *testing.T) {
 		_, fs := verifyBlob(t, b, a, VerifyOptions{DiffID: digest.FromString("x")})
 		if dumpFindings(fs) != dumpFindings(first) {
 			t.Fatalf("run %d differs:%s\nvs%s", k, dumpFindings(fs), dumpFindings(first))
+		}
+	}
+}
+
+// TestVerifyCatchesEveryTarSplitEdit: random edits of the tar-split, its
+// digest in the TOC and everything else recomputed, are errors.
+func TestVerifyCatchesEveryTarSplitEdit(t *testing.T) {
+	in := smallRich(t)
+	blob, res := ourEncode(t, in, 3)
+	diffID := digest.FromBytes(in)
+	r := rand.New(rand.NewSource(11))
+	n := 300
+	if testing.Short() {
+		n = 50
+	}
+	for iter := 0; iter < n; iter++ {
+		c := splitContainers(t, blob, res.Annotations)
+		es := tarSplitEntries(t, c.tarSplit)
+		k := r.Intn(len(es))
+		e := &es[k]
+		var what string
+		switch r.Intn(5) {
+		case 0:
+			if e.Type != storage.SegmentType || len(e.Payload) == 0 {
+				continue
+			}
+			p := slices.Clone(e.Payload)
+			p[r.Intn(len(p))] ^= byte(1 + r.Intn(255))
+			what, e.Payload = "segment byte", p
+		case 1:
+			if e.Type != storage.FileType {
+				continue
+			}
+			what, e.Size = "file size", e.Size+int64(1+r.Intn(3))
+		case 2:
+			if e.Type != storage.FileType || e.Size == 0 {
+				continue
+			}
+			p := slices.Clone(e.Payload)
+			p[r.Intn(len(p))] ^= 1
+			what, e.Payload = "crc", p
+		case 3:
+			if e.Type == storage.FileType && e.Size == 0 {
+				continue // never read: the headers are in the segments
+			}
+			what, es = "drop entry", slices.Delete(es, k, k+1)
+		case 4:
+			if e.Type != storage.SegmentType {
+				continue
+			}
+			what, es = "duplicate segment", slices.Insert(es, k, *e)
+		}
+		c.tarSplit = packTarSplit(t, es)
+		b, a := c.assemble(t, assembleOpts{})
+		_, fs := verifyBlob(t, b, a, VerifyOptions{DiffID: diffID})
+		if !check.HasErrors(fs) {
+			t.Fatalf("edit %d: %s of tar-split entry %d not detected:%s", iter, what, k, dumpFindings(fs))
 		}
 	}
 }

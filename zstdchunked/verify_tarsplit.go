@@ -1,6 +1,7 @@
 package zstdchunked
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -131,7 +132,7 @@ func (v *verifier) iterTarSplit(quiet bool, handle func(*storage.Entry) error) (
 		}
 		return false, nil
 	}
-	dec, err := getDecoder(io.NewSectionReader(v.ra, int64(pos.offset), int64(pos.length)))
+	dec, err := getDecoder(bufio.NewReaderSize(io.NewSectionReader(v.ra, int64(pos.offset), int64(pos.length)), 256<<10))
 	if err != nil {
 		return report(CheckTarSplit, "the tar-split frame does not decompress: %v", err)
 	}

@@ -1,6 +1,7 @@
 package zstdchunked
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -85,6 +86,9 @@ func (v *verifier) views() error {
 	if lazy == nil {
 		return nil
 	}
+	if v.tsTrusted && v.tsConsistent && plain.ok && v.tsTotal != plain.size {
+		v.f.errorf(CheckRebuild, "the tar-split describes a tar stream of %d bytes (c/storage records that as the layer's size), the layer has %d", v.tsTotal, plain.size)
+	}
 	if lazy.rebuilt && !lazy.tainted {
 		switch {
 		case plain.ok && lazy.rebuildDigest != plain.digest:
@@ -113,7 +117,7 @@ func (v *verifier) lazyView() (*lazyResult, error) {
 	if v.lazySkip {
 		return r, nil
 	}
-	lf := &lazyFiles{v: v, r: r, buf: make([]byte, 128<<10)}
+	lf := &lazyFiles{v: v, r: r, buf: make([]byte, 128<<10), br: bufio.NewReaderSize(nil, 64<<10)}
 	dec := syncDecoders.Get().(*zstd.Decoder)
 	defer putDecoder(dec)
 	lf.dec = dec
@@ -178,6 +182,7 @@ type lazyFiles struct {
 	v   *verifier
 	r   *lazyResult
 	dec *zstd.Decoder
+	br  *bufio.Reader // over each chunk's range: the decoder reads headers byte by byte
 	buf []byte
 }
 
@@ -215,7 +220,8 @@ func (lf *lazyFiles) file(pi int, w io.Writer) error {
 			good = false
 			return nil
 		}
-		if err := lf.dec.Reset(io.NewSectionReader(v.ra, c.off, c.end-c.off)); err != nil {
+		lf.br.Reset(io.NewSectionReader(v.ra, c.off, c.end-c.off))
+		if err := lf.dec.Reset(lf.br); err != nil {
 			if e := decodeErr(err); e != nil {
 				return e
 			}
@@ -401,7 +407,7 @@ func (v *verifier) plainView(cap int64, capFromTOC bool) (*plainResult, error) {
 	if v.plans != nil {
 		r.fileDigest = make([]digest.Digest, len(v.plans))
 	}
-	src := io.NewSectionReader(v.ra, 0, v.plainEnd)
+	src := bufio.NewReaderSize(io.NewSectionReader(v.ra, 0, v.plainEnd), 1<<20)
 	var dec *zstd.Decoder
 	if v.plainEnd < 16<<20 {
 		if dec, err = getDecoder(src); err != nil {
