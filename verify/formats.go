@@ -2,7 +2,9 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/estargz"
@@ -10,6 +12,7 @@ import (
 	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/zstdchunked"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ChunkedInfo is what a chunked format's checks learnt about a layer: its TOC and which lazy-pull
@@ -77,4 +80,45 @@ func dropIDs(fs []check.Finding, ids ...string) []check.Finding {
 		}
 	}
 	return out
+}
+
+// inspectTOC spools a chunked layer (no decompression) and reads its footer and TOC, so that
+// inspect can show the TOC digest, entry count, prioritized files and landmark.
+func (w *walker) inspectTOC(ctx context.Context, l ocispec.Descriptor, lr *LayerResult, f layerformat.Format, r io.Reader) error {
+	spool, err := os.CreateTemp(w.tempDir, "fmtconv-inspect-")
+	if err != nil {
+		return err
+	}
+	defer func() { spool.Close(); os.Remove(spool.Name()) }()
+	n, err := io.Copy(spool, layerformat.ContextReader(ctx, r))
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	switch f.Kind {
+	case layerformat.Estargz:
+		if in, err := estargz.Inspect(spool, n, estargz.Limits{}); err == nil {
+			lr.Chunked = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
+		} else {
+			lr.Chunked = &ChunkedInfo{Details: "unreadable TOC: " + err.Error()}
+		}
+	case layerformat.ZstdChunked:
+		toc, _, err := zstdchunked.ReadTOC(spool, n, l.Annotations, zstdchunked.Limits{})
+		if err != nil {
+			lr.Chunked = &ChunkedInfo{Dialect: f.Dialect, Details: "unreadable TOC: " + err.Error()}
+			break
+		}
+		info := &ChunkedInfo{Dialect: string(toc.Dialect), TOCDigest: toc.Digest}
+		for _, e := range toc.Entries {
+			if e.Type == "chunk" {
+				info.Chunks++
+				continue
+			}
+			info.Entries++
+			if e.Type == "reg" && e.Size > 0 {
+				info.Chunks++
+			}
+		}
+		lr.Chunked = info
+	}
+	return nil
 }

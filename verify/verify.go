@@ -310,6 +310,9 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 		find(CheckLayerAnnotations, Error, fmt.Sprintf("annotation %s belongs to another format than this %s layer", k, f))
 	}
 	if !w.full {
+		if needsRandomAccess(f) {
+			return w.inspectTOC(ctx, l, lr, f, br)
+		}
 		return nil
 	}
 	return w.readLayer(ctx, md, l, lr, f, blob, br)

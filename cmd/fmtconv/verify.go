@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/verify"
 	"github.com/urfave/cli/v2"
 )
@@ -115,6 +116,19 @@ func printInspect(w io.Writer, res *verify.Result) {
 			}
 			if l.TOCDigest != "" {
 				fmt.Fprintf(w, "    toc digest %s\n", l.TOCDigest)
+			}
+			if c := l.Chunked; c != nil {
+				fmt.Fprintf(w, "    toc        %d entries, %d chunks", c.Entries, c.Chunks)
+				if in, ok := c.Details.(*estargz.Info); ok {
+					fmt.Fprintf(w, ", landmark %s", in.Landmark)
+					if len(in.PrioritizedFiles) > 0 {
+						fmt.Fprintf(w, ", prioritized %s", strings.Join(in.PrioritizedFiles, " "))
+					}
+				}
+				if s, ok := c.Details.(string); ok {
+					fmt.Fprintf(w, " (%s)", s)
+				}
+				fmt.Fprintln(w)
 			}
 			var lazy []string
 			for _, r := range l.Runtimes {
