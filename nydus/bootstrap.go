@@ -842,6 +842,9 @@ func (f *FS) buildTree() error {
 			f.note(CheckHardlink, check.Warning, n.path(), "nlink %d but %d names", n.in.ino.Nlink, n.in.refs)
 		}
 	})
+	if f.sb.Inos != 0 && f.sb.Inos != uint64(len(f.inodes)) {
+		f.note(CheckBootstrap, check.Warning, "", "s_inos is %d but the tree has %d inodes", f.sb.Inos, len(f.inodes))
+	}
 	for _, nid := range f.prefetch {
 		if _, ok := f.inodes[uint64(nid)]; !ok {
 			f.note(CheckPrefetch, check.Warning, "", "prefetch table lists nid %d, which is not an inode of the tree", nid)

@@ -252,3 +252,70 @@ func TestSynthToTar(t *testing.T) {
 	sort.Strings(keys)
 	t.Logf("tar: %d entries (OCI whiteouts), %d (verbatim, with root)", len(ents), len(keys))
 }
+
+// An FS is safe for concurrent use (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	o := synthConfigs[0].o
+	boot, blob := buildStd(t, o)
+	f := openSynth(t, o, boot, blob)
+	want := ourTree(t, f)
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for p, e := range want {
+				if e.Type != "reg" {
+					continue
+				}
+				b, err := f.ReadFile(p)
+				if err != nil {
+					done <- err
+					return
+				}
+				if sha(b) != e.SHA {
+					done <- io.ErrUnexpectedEOF
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ToTar of the fixtures gives the files the README lists.
+func TestFixtureToTar(t *testing.T) {
+	f22, _, _ := open22(t)
+	layer := readFixture(t, fxLayer2fa)
+	f2fa, err := OpenLayer(bytes.NewReader(layer), int64(len(layer)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		f    *FS
+		want map[string]string
+	}{{f22, want22}, {f2fa, want2fa}} {
+		tb, err := c.f.TarBytes(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, e := range readTar(t, tb) {
+			got[e.hdr.Name] = sha(e.data)
+			if e.hdr.ModTime.Nanosecond() == 0 || e.hdr.Mode != 0o644 {
+				t.Errorf("%s: %v %o", e.hdr.Name, e.hdr.ModTime, e.hdr.Mode)
+			}
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("tar entries %v", got)
+		}
+		for p, w := range c.want {
+			if got[p] != w {
+				t.Errorf("%s: %s, want %s", p, got[p], w)
+			}
+		}
+	}
+}
