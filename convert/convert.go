@@ -106,7 +106,7 @@ func (c *converter) run(ctx context.Context) error {
 		if index, err = manifestedit.ParseIndex(top, topType); err != nil {
 			return err
 		}
-		for i, sel := range manifestedit.SelectInstances(index, c.o.Platforms) {
+		for i, sel := range manifestedit.SelectInstances(index, c.o.Platforms, c.o.Target) {
 			if !sel.Keep {
 				continue
 			}
@@ -319,6 +319,9 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 		}
 		img.diffIDs = diffIDs // nil for schema1: computed from the content
 		for i, l := range m.Layers {
+			if img.plan.Layers[i].Action == manifestedit.ActionDrop {
+				continue
+			}
 			var want digest.Digest
 			if diffIDs != nil {
 				want = diffIDs[i]
@@ -354,9 +357,19 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 			Digest: img.src.Digest, MediaType: m.MediaType, SourceConfig: m.Config.Digest, Config: m.Config.Digest, PassedThrough: true})
 		return &editedImage{raw: m.Raw, desc: ocispec.Descriptor{MediaType: m.MediaType, Digest: img.src.Digest, Size: int64(len(m.Raw))}}, nil
 	}
-	layers := make([]ocispec.Descriptor, len(m.Layers))
-	diffIDs := make([]digest.Digest, len(m.Layers))
+	var (
+		layers  []ocispec.Descriptor
+		diffIDs []digest.Digest
+		dropped []int
+	)
 	for i, l := range m.Layers {
+		if img.plan.Layers[i].Action == manifestedit.ActionDrop {
+			dropped = append(dropped, i)
+			c.report.Layers = append(c.report.Layers, LayerReport{Manifest: img.src.Digest, Index: i, Action: "dropped",
+				Source: LayerSide{Digest: l.Digest, Format: img.plan.Layers[i].From.String(), Size: l.Size, MediaType: l.MediaType},
+				Note:   img.plan.Layers[i].Reason})
+			continue
+		}
 		r := c.layers[l.Digest].result
 		if img.diffIDs == nil && r.sourceDiffID == "" {
 			// Schema1: the diff_id must come from the content, so the blob must have been read.
@@ -367,41 +380,37 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 				fmt.Sprintf("the layer decompresses to %s but its config claims %s", r.sourceDiffID, img.diffIDs[i]),
 				"the source image is corrupt; rebuild or re-pull it")
 		}
-		layers[i] = manifestedit.EditLayer(l, r.from, r.change, img.plan.OutType)
-		diffIDs[i] = r.diffID
-		if diffIDs[i] == "" && img.diffIDs != nil { // kept as it is and not read
-			diffIDs[i] = img.diffIDs[i]
+		d := r.diffID
+		if d == "" && img.diffIDs != nil { // kept as it is and not read
+			d = img.diffIDs[i]
 		}
-		if diffIDs[i] == "" {
+		if d == "" {
 			return nil, fmt.Errorf("manifest %s layer %d: no diff_id could be computed", img.src.Digest, i)
 		}
-		rep := r.report
-		rep.Manifest, rep.Index = img.src.Digest, i
-		rep.Target.MediaType = layers[i].MediaType
-		c.report.Layers = append(c.report.Layers, rep)
-	}
-	// A layer the plan says keeps its diff_id must; anything else is a bug we refuse to publish.
-	for i := range diffIDs {
-		if img.diffIDs == nil {
-			break
-		}
-		if c.layers[m.Layers[i].Digest].result.keepsDiffID && diffIDs[i] != img.diffIDs[i] {
+		// A layer the plan says keeps its diff_id must; anything else is a bug we refuse to publish.
+		if img.diffIDs != nil && r.keepsDiffID && d != img.diffIDs[i] {
 			return nil, manifestedit.Refuse(manifestedit.DiffIDNotPreserved, fmt.Sprintf("manifest %s layer %d", img.src.Digest, i),
-				fmt.Sprintf("the converted layer decompresses to %s, not to the source's %s", diffIDs[i], img.diffIDs[i]),
+				fmt.Sprintf("the converted layer decompresses to %s, not to the source's %s", d, img.diffIDs[i]),
 				"report this as a bug; use --to gzip or --to zstd meanwhile")
 		}
+		nd := manifestedit.EditLayer(l, r.from, r.change, img.plan.OutType)
+		layers, diffIDs = append(layers, nd), append(diffIDs, d)
+		rep := r.report
+		rep.Manifest, rep.Index = img.src.Digest, i
+		rep.Target.MediaType = nd.MediaType
+		c.report.Layers = append(c.report.Layers, rep)
 	}
 	var config []byte
 	var err error
 	if img.src.Schema1 != nil {
 		config, err = img.src.Schema1.Config(diffIDs)
 	} else {
-		config, err = manifestedit.EditConfigDiffIDs(img.src.Config, diffIDs)
+		config, err = manifestedit.EditConfig(img.src.Config, diffIDs, dropped)
 	}
 	if err != nil {
 		return nil, err
 	}
-	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.plan.OutType),
+	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.plan.OutType, c.o.Target),
 		Digest: digest.FromBytes(config), Size: int64(len(config))}
 	if err := c.putBytes(ctx, config, cfgDesc, true); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

@@ -179,6 +179,10 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		return &layerResult{from: from, change: manifestedit.LayerChange{Reused: true}, sourceDiffID: diffID, diffID: diffID, keepsDiffID: true, report: *rep}, nil
 	}
 
+	if from.Kind == layerformat.NydusBlob {
+		return c.fromNydus(ctx, j, br, out, from, plan, rep)
+	}
+
 	// The source's diff_id is checked on the stream as stored; the encoder reads that stream, or,
 	// when the layer leaves eStargz, that stream without eStargz's own files.
 	dec, err := layerformat.Decode(from, br, layerformat.DecodeOptions{})

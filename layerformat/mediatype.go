@@ -28,6 +28,12 @@ const (
 	MediaTypeDockerForeignGzip   = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 	MediaTypeNydusBlob = "application/vnd.oci.image.layer.nydus.blob.v1"
+	// MediaTypeNydusConfig is the config media type of Nydus manifests in merged-platform indexes.
+	MediaTypeNydusConfig = "application/vnd.nydus.image.config.v1+json"
+	// ArtifactTypeNydusManifest marks a Nydus manifest in an index (current nydusify).
+	ArtifactTypeNydusManifest = "application/vnd.nydus.image.manifest.v1+json"
+	// OSFeatureNydus marks a Nydus manifest in an index (older nydusify).
+	OSFeatureNydus = "nydus.remoteimage.v1"
 )
 
 // Layer annotation keys each format owns. A layer that leaves a format loses its keys.

@@ -61,3 +61,48 @@ func EditConfigDiffIDs(config []byte, diffIDs []digest.Digest) ([]byte, error) {
 	}
 	return marshalOrdered(fields, []string{"created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs", "history"})
 }
+
+// EditConfig returns config with rootfs.diff_ids replaced by diffIDs (one per layer that remains)
+// and, for each dropped source layer (by index), its history entry removed, keeping every other
+// field as it was. With nothing dropped it is EditConfigDiffIDs.
+func EditConfig(config []byte, diffIDs []digest.Digest, dropped []int) ([]byte, error) {
+	if len(dropped) == 0 {
+		return EditConfigDiffIDs(config, diffIDs)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(config, &fields); err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	if raw, ok := fields["history"]; ok {
+		var history []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &history); err != nil {
+			return nil, fmt.Errorf("parsing image config history: %w", err)
+		}
+		var kept []map[string]json.RawMessage
+		layer := 0
+		for _, h := range history {
+			var empty bool
+			if e, ok := h["empty_layer"]; ok {
+				_ = json.Unmarshal(e, &empty)
+			}
+			if !empty {
+				drop := slices.Contains(dropped, layer)
+				layer++
+				if drop {
+					continue
+				}
+			}
+			kept = append(kept, h)
+		}
+		b, err := json.Marshal(kept)
+		if err != nil {
+			return nil, err
+		}
+		fields["history"] = b
+	}
+	b, err := marshalOrdered(fields, []string{"created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs", "history"})
+	if err != nil {
+		return nil, err
+	}
+	return EditConfigDiffIDs(b, diffIDs)
+}

@@ -136,8 +136,14 @@ func DroppedAnnotations(layers []ocispec.Descriptor, outType string) []string {
 
 // ConfigMediaType is the config media type for a manifest type. The config bytes never change
 // because of a manifest type change: OCI and Docker image configs are the same JSON.
-func ConfigMediaType(src string, outType string) string {
+func ConfigMediaType(src string, outType string, target layerformat.Kind) string {
 	switch {
+	case src == layerformat.MediaTypeNydusConfig && target != layerformat.Nydus:
+		// A Nydus manifest of a merged-platform index that becomes an ordinary image.
+		if outType == layerformat.MediaTypeDockerManifest {
+			return layerformat.MediaTypeDockerConfig
+		}
+		return layerformat.MediaTypeOCIConfig
 	case outType == layerformat.MediaTypeOCIManifest && src == layerformat.MediaTypeDockerConfig:
 		return layerformat.MediaTypeOCIConfig
 	case outType == layerformat.MediaTypeDockerManifest && src == layerformat.MediaTypeOCIConfig:

@@ -59,11 +59,34 @@ type Selection struct {
 
 // SelectInstances decides which entries of an index take part. Without --platform every entry does.
 // With it, image entries must match; an attestation entry follows the manifest it refers to.
-func SelectInstances(ix *Index, platforms []Platform) []Selection {
+//
+// An index that holds both an OCI and a Nydus manifest for one platform (nydusify
+// --merge-platform) keeps the Nydus one when converting to Nydus, and the OCI one otherwise.
+func SelectInstances(ix *Index, platforms []Platform, target layerformat.Kind) []Selection {
 	out := make([]Selection, len(ix.Manifests))
 	kept := map[digest.Digest]bool{}
+	hasNydus, hasOther := map[string]bool{}, map[string]bool{}
+	for _, d := range ix.Manifests {
+		if isAttestation(d) {
+			continue
+		}
+		if IsNydusManifest(d) {
+			hasNydus[platformKey(d.Platform)] = true
+		} else {
+			hasOther[platformKey(d.Platform)] = true
+		}
+	}
 	for i, d := range ix.Manifests {
 		if isAttestation(d) {
+			continue
+		}
+		pk := platformKey(d.Platform)
+		if IsNydusManifest(d) && hasOther[pk] && target != layerformat.Nydus {
+			out[i] = Selection{Reason: "the index also has an OCI manifest for this platform, which is converted instead"}
+			continue
+		}
+		if !IsNydusManifest(d) && hasNydus[pk] && target == layerformat.Nydus {
+			out[i] = Selection{Reason: "the index already has a Nydus manifest for this platform"}
 			continue
 		}
 		if len(platforms) == 0 {
@@ -89,6 +112,21 @@ func SelectInstances(ix *Index, platforms []Platform) []Selection {
 	return out
 }
 
+// IsImageConfig reports whether a config media type is a container image config (OCI, Docker, or
+// the Nydus image config that merged-platform indexes use).
+func IsImageConfig(mt string) bool {
+	return mt == layerformat.MediaTypeOCIConfig || mt == layerformat.MediaTypeDockerConfig || mt == layerformat.MediaTypeNydusConfig
+}
+
+// IsNydusManifest reports whether an index entry is a Nydus manifest: artifactType
+// application/vnd.nydus.image.manifest.v1+json (current nydusify) or os.features nydus.remoteimage.v1.
+func IsNydusManifest(d ocispec.Descriptor) bool {
+	if d.ArtifactType == layerformat.ArtifactTypeNydusManifest {
+		return true
+	}
+	return d.Platform != nil && slices.Contains(d.Platform.OSFeatures, layerformat.OSFeatureNydus)
+}
+
 func isAttestation(d ocispec.Descriptor) bool {
 	return d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation
 }
@@ -104,6 +142,9 @@ const (
 	// ActionKeep: left as it is although it is not in the target format (foreign layers,
 	// artifact blobs), with a warning where that matters.
 	ActionKeep LayerAction = "keep"
+	// ActionDrop: the layer is not written (a Nydus bootstrap layer when leaving Nydus: its
+	// metadata lives on in each rebuilt layer); its diff_id and history entry go too.
+	ActionDrop LayerAction = "drop"
 )
 
 // LayerPlan is the decision for one layer.
@@ -199,10 +240,10 @@ func Role(m *Manifest, desc ocispec.Descriptor) ManifestRole {
 	if IsSchema1(m.MediaType) {
 		return RoleImage
 	}
-	if m.Config.MediaType != layerformat.MediaTypeOCIConfig && m.Config.MediaType != layerformat.MediaTypeDockerConfig {
+	if !IsImageConfig(m.Config.MediaType) {
 		return RoleArtifact
 	}
-	if at := m.ArtifactType(); at != "" {
+	if at := m.ArtifactType(); at != "" && at != layerformat.ArtifactTypeNydusManifest {
 		return RoleArtifact
 	}
 	for _, l := range m.Layers {
@@ -377,7 +418,11 @@ func DecideLayer(i int, d ocispec.Descriptor, from layerformat.Format, o PlanOpt
 			lp.Action, lp.To, lp.Reason, lp.KeepsDiffID = ActionReuse, from, "already Nydus", true
 			return lp, nil
 		}
-		lp.Action, lp.Reason = ActionConvert, "rebuilt from the Nydus bootstrap by the Nydus reader"
+		if from.Kind == layerformat.NydusBootstrap {
+			lp.Action, lp.Reason = ActionDrop, "the Nydus bootstrap layer is dropped: each layer is rebuilt from its own blob's bootstrap"
+			return lp, nil
+		}
+		lp.Action, lp.Reason = ActionConvert, "rebuilt by the Nydus reader from the bootstrap inside this layer's blob (whiteouts kept as .wh. entries)"
 		return lp, nil
 	case from.Kind == layerformat.Unknown:
 		return lp, Refuse(UnknownLayerFormat, subject, fmt.Sprintf("media type %q is not a layer format fmtconv reads", d.MediaType), "")
@@ -395,4 +440,11 @@ func DecideLayer(i int, d ocispec.Descriptor, from layerformat.Format, o PlanOpt
 		lp.Reason += "; stargz.index.json and the landmark are removed (--keep-estargz-files keeps them), so the diff_id changes"
 	}
 	return lp, nil
+}
+
+func platformKey(p *ocispec.Platform) string {
+	if p == nil {
+		return ""
+	}
+	return Platform{p.OS, p.Architecture, p.Variant}.String()
 }

@@ -141,7 +141,7 @@ func TestSelectInstancesFollowsAttestations(t *testing.T) {
 			Annotations: map[string]string{AnnotationReferenceType: ReferenceTypeAttestation, AnnotationReferenceDigest: d.Digest.String()}}
 	}
 	ix := &Index{Manifests: []ocispec.Descriptor{amd, arm, att(amd), att(arm)}}
-	sel := SelectInstances(ix, []Platform{{OS: "linux", Architecture: "arm64"}})
+	sel := SelectInstances(ix, []Platform{{OS: "linux", Architecture: "arm64"}}, layerformat.Zstd)
 	var keep []bool
 	for _, s := range sel {
 		keep = append(keep, s.Keep)
@@ -149,7 +149,7 @@ func TestSelectInstancesFollowsAttestations(t *testing.T) {
 	if want := []bool{false, true, false, true}; !equalBools(keep, want) {
 		t.Fatalf("kept %v, want %v", keep, want)
 	}
-	if sel := SelectInstances(ix, nil); !sel[0].Keep || !sel[2].Keep {
+	if sel := SelectInstances(ix, nil, layerformat.Zstd); !sel[0].Keep || !sel[2].Keep {
 		t.Fatalf("without --platform everything is kept: %+v", sel)
 	}
 }

@@ -1,0 +1,99 @@
+package convert_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fmtconv/fmtconv/internal/testenv"
+	"github.com/fmtconv/fmtconv/internal/testimages"
+	"github.com/fmtconv/fmtconv/layerformat"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// nydusFixtureImage writes a one-layer Nydus image around the real nydus-image per-layer blob
+// 2fa78cad… from ../shared/fixtures/nydus: the blob layer, then the bootstrap layer (a gzip tar
+// holding image/image.boot), with the annotations and config nydus-snapshotter writes.
+func nydusFixtureImage(t *testing.T, dir string) string {
+	t.Helper()
+	fix := filepath.Join(testenv.SharedDir(t), "fixtures", "nydus")
+	blobPath := filepath.Join(fix, "2fa78cad554b75ac91a4a125ed148d0ddeb25efa4aaa8bd80e5dc292690a4dca")
+	testenv.RequireFile(t, blobPath)
+	blob, err := os.ReadFile(blobPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := os.ReadFile(filepath.Join(fix, "derived", "2fa78cad.image.boot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bootTar bytes.Buffer
+	tw := tar.NewWriter(&bootTar)
+	tw.WriteHeader(&tar.Header{Name: "image/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatGNU})
+	tw.WriteHeader(&tar.Header{Name: "image/image.boot", Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(boot)), Format: tar.FormatGNU})
+	tw.Write(boot)
+	tw.Close()
+	if _, err := testimages.WriteOCILayout(dir, "nydus", testimages.ImageSpec{Layers: []testimages.LayerBlob{
+		{Blob: blob, MediaType: layerformat.MediaTypeNydusBlob, DiffID: digest.FromBytes(blob),
+			Annotations: map[string]string{layerformat.AnnotationNydusBlob: "true"}},
+		{Tar: bootTar.Bytes(), Compression: testimages.Gzip,
+			Annotations: map[string]string{layerformat.AnnotationNydusBootstrap: "true", layerformat.AnnotationNydusFSVersion: "6"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return "oci:" + dir + ":nydus"
+}
+
+// TestNydusToOCI: a Nydus image becomes an ordinary image: one layer per Nydus blob layer, rebuilt
+// from that blob's own bootstrap, the bootstrap layer dropped with its diff_id and history entry,
+// and the files exactly those fsck.erofs extracts (the fixture README's sha256 values).
+func TestNydusToOCI(t *testing.T) {
+	dir := t.TempDir()
+	src := nydusFixtureImage(t, filepath.Join(dir, "src"))
+	for _, k := range []layerformat.Kind{layerformat.Gzip, layerformat.ZstdChunked, layerformat.Estargz} {
+		out := filepath.Join(dir, tagOf(k))
+		rep := mustConvert(t, src, "oci:"+out+":x", opts(k))
+		if len(rep.Layers) != 2 || rep.Layers[1].Action != "dropped" || rep.Layers[0].Action != "converted" {
+			t.Fatalf("%s: layers %+v", k, rep.Layers)
+		}
+		got := mustVerify(t, "oci:"+out+":x")
+		if len(got.diffIDs[0]) != 1 {
+			t.Fatalf("%s: %d diff_ids, want 1", k, len(got.diffIDs[0]))
+		}
+		trees := layerTrees(t, "oci:"+out+":x")
+		want := map[string]string{"error.rs": "b2374128", "lib.rs": "7628231c", "logger.rs": "085f726e"}
+		for name, prefix := range want {
+			n, ok := trees[0][name]
+			if !ok || !strings.HasPrefix(n.SHA256, prefix) {
+				t.Fatalf("%s: %s = %+v, want sha256 %s…", k, name, n, prefix)
+			}
+		}
+		// The config lost the bootstrap's history entry and kept the other.
+		cfg := readConfig(t, out, rep.Manifests[0].Config)
+		if len(cfg.History) != 1 || len(cfg.RootFS.DiffIDs) != 1 {
+			t.Fatalf("%s: config history %d entries, diff_ids %d", k, len(cfg.History), len(cfg.RootFS.DiffIDs))
+		}
+	}
+}
+
+func readConfig(t *testing.T, layout string, d digest.Digest) ocispec.Image {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(layout, "blobs", "sha256", d.Encoded()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img ocispec.Image
+	if err := jsonUnmarshal(b, &img); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+var _ = sha256.New
+var _ = hex.EncodeToString
