@@ -62,6 +62,12 @@ type LayerInfo struct {
 // blob's length; annotations are the layer descriptor's (nil when there are
 // none). The returned LayerInfo is filled as far as the blob could be read.
 //
+// Memory is bounded by Limits: the TOC (MaxTOCSize, held once compressed
+// and once parsed: about 256 bytes per entry) and, per TOC entry, about 250
+// bytes of indexes and plans, so roughly 1 GB at the default MaxEntries of
+// 2M (a hostile 500 KB blob can claim that many; lower MaxEntries for
+// untrusted input); one tar-split line (64 MiB); decoder windows (64 MiB).
+//
 // Every byte is read from ra. The partial-pull view decompresses each file's
 // frames once (stargz-dialect files that share a frame through innerOffset
 // decompress it once each), the full-pull view decompresses the blob once;
@@ -145,7 +151,8 @@ type verifier struct {
 	toc       *TOC
 	stargzSem bool // payloads are read the eStargz way (nextOffset, innerOffset)
 	dataEnd   int64
-	nonChunk  []int // indices of the non-chunk entries, in order
+	byName    map[string]int32 // name -> TOC index of its first non-chunk entry
+	sameName  []int32          // TOC index -> next non-chunk entry of the same name, -1
 	plans     []filePlan
 	planOf    []int32 // TOC index -> plan index, -1
 	lazySkip  bool    // the partial-pull view would exceed the limit

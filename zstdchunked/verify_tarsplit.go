@@ -187,14 +187,7 @@ func (v *verifier) iterTarSplit(quiet bool, handle func(*storage.Entry) error) (
 // describes.
 func (v *verifier) tarSplitAgainstTOC() error {
 	es := v.toc.Entries
-	pending := make(map[string]int, len(es))
-	for i := range es {
-		if es[i].Type != TypeChunk {
-			if _, dup := pending[es[i].Name]; !dup { // duplicates: reported as CheckTOC
-				pending[es[i].Name] = i
-			}
-		}
-	}
+	seen := make([]bool, len(es)) // by TOC index; duplicates are reported as CheckTOC
 	clean := !v.f.hasError(CheckTOC)
 	var pad, total int64
 	n := 0
@@ -225,13 +218,14 @@ func (v *verifier) tarSplitAgainstTOC() error {
 			}
 			n++
 			pad = tr.ExpectedPadding()
-			i, found := pending[hdr.Name]
-			if !found {
+			i32, found := v.byName[hdr.Name]
+			i := int(i32)
+			if !found || seen[i] {
 				v.f.errorAt(hdr.Name, CheckViewMismatch, "the tar-split has an entry %q the TOC lacks (c/storage fails: TOC and tar-split inconsistent)", hdr.Name)
 				clean = false
 				return nil
 			}
-			delete(pending, hdr.Name)
+			seen[i] = true
 			if diffs := diffContainers(&es[i], hdr); len(diffs) > 0 {
 				v.f.errorAt(hdr.Name, CheckViewMismatch, "tar-split and TOC disagree on %q (c/storage fails): %s", hdr.Name, strings.Join(diffs, "; "))
 				clean = false
@@ -248,13 +242,17 @@ func (v *verifier) tarSplitAgainstTOC() error {
 	if !ok {
 		return nil
 	}
-	if len(pending) > 0 {
-		names := slices.Sorted(maps.Keys(pending))
-		more := ""
-		if len(names) > 5 {
-			names, more = names[:5], fmt.Sprintf(" and %d more", len(pending)-5)
+	var missing []string
+	nMissing := 0
+	for i := range es {
+		if es[i].Type != TypeChunk && !seen[i] && v.byName[es[i].Name] == int32(i) {
+			if nMissing++; len(missing) < 5 {
+				missing = append(missing, es[i].Name)
+			}
 		}
-		v.f.errorf(CheckViewMismatch, "%d TOC entries are not in the tar-split (c/storage fails): %q%s", len(pending), names, more)
+	}
+	if nMissing > 0 {
+		v.f.errorf(CheckViewMismatch, "%d TOC entries are not in the tar-split (c/storage fails), e.g. %q", nMissing, missing)
 		clean = false
 	}
 	v.tsTotal = total

@@ -20,8 +20,10 @@ func (v *verifier) checkEntries() {
 	for i := range v.planOf {
 		v.planOf[i] = -1
 	}
-	seen := make(map[string]int, len(es))
-	file := -1 // index of the "reg" entry that "chunk" entries may follow
+	v.byName = make(map[string]int32, len(es))
+	v.sameName = make([]int32, len(es))
+	last := map[string]int32{} // the last entry of each duplicated name
+	file := -1                 // index of the "reg" entry that "chunk" entries may follow
 	for i := range es {
 		e := &es[i]
 		if e.Size < 0 || e.Mode < 0 || e.UID < 0 || e.GID < 0 || e.Devmajor < 0 || e.Devminor < 0 ||
@@ -50,10 +52,15 @@ func (v *verifier) checkEntries() {
 		case strings.ContainsRune(e.Name, 0) || strings.ContainsRune(e.Linkname, 0):
 			v.f.errorAt(e.Name, CheckTOC, "TOC entry #%d %q has a NUL byte in its name or link name", i, e.Name)
 		}
-		if j, dup := seen[e.Name]; dup {
+		v.sameName[i] = -1
+		if j, dup := v.byName[e.Name]; dup {
 			v.f.errorAt(e.Name, CheckTOC, "TOC entries #%d and #%d have the same name %q (c/storage fails: \"TOC contains duplicate entries\")", j, i, e.Name)
+			if l, ok := last[e.Name]; ok {
+				j = l
+			}
+			v.sameName[j], last[e.Name] = int32(i), int32(i)
 		} else {
-			seen[e.Name] = i
+			v.byName[e.Name] = int32(i)
 		}
 		for k, x := range e.Xattrs {
 			if _, err := base64.StdEncoding.DecodeString(x); err != nil {

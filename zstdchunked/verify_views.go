@@ -510,15 +510,13 @@ func (v *verifier) plainView(cap int64, capFromTOC bool) (*plainResult, error) {
 
 // matcher pairs the tar entries of the full-pull view with the TOC's
 // non-chunk entries: by position when the names agree, else by name (an
-// order difference), else by position (a name difference).
+// order difference), else by position (a renamed entry of the same kind).
 type matcher struct {
 	v        *verifier
 	r        *plainResult
 	entries  []FileMetadata
-	order    []int            // TOC indices of non-chunk entries
-	byName   map[string][]int // name -> positions in order, ascending
-	used     []bool
-	p        int // next expected position
+	used     []bool // by TOC index
+	p        int    // TOC index of the next expected entry
 	disorder int
 	estargz  bool
 }
@@ -530,15 +528,15 @@ func (v *verifier) newMatcher(r *plainResult) *matcher {
 	}
 	m.entries = v.toc.Entries
 	m.estargz = v.stargzSem
-	m.byName = map[string][]int{}
-	for i := range m.entries {
-		if m.entries[i].Type != TypeChunk {
-			m.byName[m.entries[i].Name] = append(m.byName[m.entries[i].Name], len(m.order))
-			m.order = append(m.order, i)
-		}
-	}
-	m.used = make([]bool, len(m.order))
+	m.used = make([]bool, len(m.entries))
 	return m
+}
+
+// next moves p to the next unused non-chunk entry.
+func (m *matcher) next() {
+	for m.p < len(m.entries) && (m.used[m.p] || m.entries[m.p].Type == TypeChunk) {
+		m.p++
+	}
 }
 
 // match returns the plan index of the matched regular file, or -1.
@@ -546,40 +544,39 @@ func (m *matcher) match(entry int, hdr *tar.Header) int {
 	if m.entries == nil {
 		return -1
 	}
-	for m.p < len(m.order) && m.used[m.p] {
-		m.p++
-	}
-	pos := -1
+	m.next()
+	i := -1
 	switch {
-	case m.p < len(m.order) && m.entries[m.order[m.p]].Name == hdr.Name:
-		pos = m.p
+	case m.p < len(m.entries) && m.entries[m.p].Name == hdr.Name:
+		i = m.p
 	default:
-		for _, q := range m.byName[hdr.Name] {
-			if !m.used[q] {
-				pos = q
-				break
+		if q, ok := m.v.byName[hdr.Name]; ok {
+			for ; q >= 0; q = m.v.sameName[q] {
+				if !m.used[q] {
+					i = int(q)
+					break
+				}
 			}
 		}
-		if pos >= 0 {
+		if i >= 0 {
 			if m.disorder == 0 {
 				want := "the end of the TOC"
-				if m.p < len(m.order) {
-					want = fmt.Sprintf("TOC entry #%d %q", m.order[m.p], m.entries[m.order[m.p]].Name)
+				if m.p < len(m.entries) {
+					want = fmt.Sprintf("TOC entry #%d %q", m.p, m.entries[m.p].Name)
 				}
-				m.r.f.errorAt(hdr.Name, CheckViewMismatch, "the TOC lists the entries in another order than the tar: tar entry %d %q is TOC entry #%d, where %s was expected (a partial pull creates them in TOC order)", entry, hdr.Name, m.order[pos], want)
+				m.r.f.errorAt(hdr.Name, CheckViewMismatch, "the TOC lists the entries in another order than the tar: tar entry %d %q is TOC entry #%d, where %s was expected (a partial pull creates them in TOC order)", entry, hdr.Name, i, want)
 			}
 			m.disorder++
 		} else if m.estargz && cleanEntryName(hdr.Name) == "stargz.index.json" {
 			return -1 // gzip eStargz keeps its TOC as a tar entry of its own
-		} else if m.p < len(m.order) && tocTypeOfTar[hdr.Typeflag] == m.entries[m.order[m.p]].Type {
-			pos = m.p // the same kind of entry where the tar has it: a renamed entry
+		} else if m.p < len(m.entries) && tocTypeOfTar[hdr.Typeflag] == m.entries[m.p].Type {
+			i = m.p // the same kind of entry where the tar has it: a renamed entry
 		} else {
 			m.r.f.errorAt(hdr.Name, CheckViewMismatch, "tar entry %d %q (type %s) has no TOC entry: a full pull creates it, a partial pull does not", entry, hdr.Name, typeName(hdr.Typeflag))
 			return -1
 		}
 	}
-	m.used[pos] = true
-	i := m.order[pos]
+	m.used[i] = true
 	e := &m.entries[i]
 	var diffs []string
 	if m.estargz {
@@ -605,16 +602,15 @@ func (m *matcher) finish() {
 	}
 	var missing []string
 	n := 0
-	for pos, u := range m.used {
-		if !u {
-			n++
-			if len(missing) < 5 {
-				missing = append(missing, m.entries[m.order[pos]].Name)
+	for i := range m.entries {
+		if !m.used[i] && m.entries[i].Type != TypeChunk {
+			if n++; len(missing) < 5 {
+				missing = append(missing, m.entries[i].Name)
 			}
 		}
 	}
 	if n > 0 {
-		m.r.f.errorf(CheckViewMismatch, "%d TOC entries have no tar entry (a partial pull creates them, a full pull does not): %q", n, missing)
+		m.r.f.errorf(CheckViewMismatch, "%d TOC entries have no tar entry (a partial pull creates them, a full pull does not), e.g. %q", n, missing)
 	}
 }
 
