@@ -2,6 +2,7 @@ package convert_test
 
 import (
 	"archive/tar"
+	"context"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"github.com/fmtconv/fmtconv/internal/testenv"
 	"github.com/fmtconv/fmtconv/internal/testimages"
 	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/verify"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -97,3 +99,40 @@ func readConfig(t *testing.T, layout string, d digest.Digest) ocispec.Image {
 
 var _ = sha256.New
 var _ = hex.EncodeToString
+
+// TestVerifyNydusImage: fmtconv verify checks a Nydus image (every blob's chunks, the merged
+// bootstrap's structure and blob ids), and catches a corrupted chunk byte.
+func TestVerifyNydusImage(t *testing.T) {
+	dir := t.TempDir()
+	src := nydusFixtureImage(t, filepath.Join(dir, "src"))
+	res, err := verify.Verify(context.Background(), src, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Valid || len(res.Nydus) != 1 || res.Nydus[0].Info == nil {
+		t.Fatalf("valid %v, nydus %+v, findings %v", res.Valid, res.Nydus, res.Findings)
+	}
+	// Flip a byte of the first chunk and re-digest the blob so only the chunk digest can catch it.
+	fix := filepath.Join(testenv.SharedDir(t), "fixtures", "nydus", "2fa78cad554b75ac91a4a125ed148d0ddeb25efa4aaa8bd80e5dc292690a4dca")
+	blob, _ := os.ReadFile(fix)
+	blob[100] ^= 0xff
+	bad := filepath.Join(dir, "bad")
+	if _, err := testimages.WriteOCILayout(bad, "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{
+		{Blob: blob, MediaType: layerformat.MediaTypeNydusBlob, DiffID: digest.FromBytes(blob), Annotations: map[string]string{layerformat.AnnotationNydusBlob: "true"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = verify.Verify(context.Background(), "oci:"+bad+":x", verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range res.Findings {
+		if strings.HasPrefix(f.Check, "nydus.") && f.Severity == "error" {
+			found = true
+		}
+	}
+	if res.Valid || !found {
+		t.Fatalf("a corrupted chunk was not caught: %v", res.Findings)
+	}
+}

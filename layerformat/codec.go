@@ -34,7 +34,7 @@ func Decode(f Format, r io.Reader, o DecodeOptions) (io.ReadCloser, error) {
 	switch f.Kind {
 	case Uncompressed:
 		return io.NopCloser(r), nil
-	case Gzip, Estargz:
+	case Gzip, Estargz, NydusBootstrap: // nydus-snapshotter writes the bootstrap layer as tar+gzip
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)

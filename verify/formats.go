@@ -9,6 +9,7 @@ import (
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/layerformat"
+	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/zstdchunked"
 	digest "github.com/opencontainers/go-digest"
@@ -49,6 +50,16 @@ func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, siz
 		info := &ChunkedInfo{}
 		if in, err := estargz.Inspect(ra, size, elim); err == nil {
 			info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
+		}
+		return info, fs, nil
+	case layerformat.NydusBlob:
+		fs := nydus.VerifyLayer(ra, size, nil, &nydus.VerifyOptions{})
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		info := &ChunkedInfo{}
+		if li, err := nydus.InspectLayer(ra, size); err == nil {
+			info = &ChunkedInfo{TOCDigest: digest.Digest(li.TOCDigest), Details: li}
 		}
 		return info, fs, nil
 	case layerformat.ZstdChunked:
@@ -95,6 +106,12 @@ func (w *walker) inspectTOC(ctx context.Context, l ocispec.Descriptor, lr *Layer
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	switch f.Kind {
+	case layerformat.NydusBlob:
+		if li, err := nydus.InspectLayer(spool, n); err == nil {
+			lr.Chunked = &ChunkedInfo{TOCDigest: digest.Digest(li.TOCDigest), Details: li}
+		} else {
+			lr.Chunked = &ChunkedInfo{Details: "unreadable Nydus blob: " + err.Error()}
+		}
 	case layerformat.Estargz:
 		if in, err := estargz.Inspect(spool, n, estargz.Limits{}); err == nil {
 			lr.Chunked = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
@@ -119,6 +136,76 @@ func (w *walker) inspectTOC(ctx context.Context, l ocispec.Descriptor, lr *Layer
 			}
 		}
 		lr.Chunked = info
+	}
+	return nil
+}
+
+// maxNydusBootstrap bounds the bootstrap verify keeps from a Nydus bootstrap layer.
+const maxNydusBootstrap = 512 << 20
+
+// keepNydusBootstrap is the tarcheck hook that spools image/image.boot out of a Nydus bootstrap
+// layer while the layer is checked, so the merged bootstrap needs no second read.
+func (w *walker) keepNydusBootstrap(e tarcheck.Entry, r io.Reader) error {
+	if tarcheck.NormalizePath(e.Name) != "image/image.boot" || e.Type != '0' {
+		return nil
+	}
+	f, err := os.CreateTemp(w.tempDir, "fmtconv-bootstrap-")
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, io.LimitReader(r, maxNydusBootstrap+1))
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	w.nydusBoot, w.nydusBootSize = f, n
+	return nil
+}
+
+// checkNydusBootstrap verifies a manifest's merged bootstrap: its structure, and that every blob
+// it names is one of the manifest's Nydus blob layers (nydusd fetches blobs by id). Chunk data was
+// verified layer by layer.
+func (w *walker) checkNydusBootstrap(md digest.Digest, layers []ocispec.Descriptor) {
+	if w.nydusBoot == nil {
+		return
+	}
+	defer func() { w.nydusBoot.Close(); os.Remove(w.nydusBoot.Name()); w.nydusBoot = nil }()
+	var blobs []digest.Digest
+	for _, l := range layers {
+		if l.MediaType == layerformat.MediaTypeNydusBlob {
+			blobs = append(blobs, l.Digest)
+		}
+	}
+	if w.nydusBootSize > maxNydusBootstrap {
+		w.add(Finding{Check: "limit.bootstrap-size", Severity: Error, Manifest: md, Message: fmt.Sprintf("the Nydus bootstrap is over %d bytes", maxNydusBootstrap)})
+		return
+	}
+	for _, f := range nydus.Verify(w.nydusBoot, w.nydusBootSize, nil, &nydus.VerifyOptions{LayerDigests: blobs, SkipData: true}) {
+		f.Manifest = md
+		w.add(f)
+	}
+	if in, err := nydus.Inspect(w.nydusBoot, w.nydusBootSize); err == nil {
+		w.res.Nydus = append(w.res.Nydus, NydusInfo{Manifest: md, Info: in})
+	}
+}
+
+// inspectNydusBootstrap reads image/image.boot out of a Nydus bootstrap layer and inspects it.
+func (w *walker) inspectNydusBootstrap(ctx context.Context, md digest.Digest, r io.Reader) error {
+	dec, err := layerformat.Decode(layerformat.Format{Kind: layerformat.NydusBootstrap}, r, layerformat.DecodeOptions{})
+	if err != nil {
+		return nil // verify reports it; inspect shows what it can
+	}
+	defer dec.Close()
+	if _, err := tarcheck.Scan(ctx, dec, tarcheck.Options{Limits: w.limits, OnEntry: w.keepNydusBootstrap}); err != nil {
+		return nil
+	}
+	if w.nydusBoot == nil {
+		return nil
+	}
+	defer func() { w.nydusBoot.Close(); os.Remove(w.nydusBoot.Name()); w.nydusBoot = nil }()
+	if in, err := nydus.Inspect(w.nydusBoot, w.nydusBootSize); err == nil {
+		w.res.Nydus = append(w.res.Nydus, NydusInfo{Manifest: md, Info: in})
 	}
 	return nil
 }

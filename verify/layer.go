@@ -19,7 +19,7 @@ import (
 // a TOC, chunks at offsets), so the one pass over the source also spools the blob to a local file.
 func needsRandomAccess(f layerformat.Format) bool {
 	switch f.Kind {
-	case layerformat.ZstdChunked, layerformat.Estargz:
+	case layerformat.ZstdChunked, layerformat.Estargz, layerformat.NydusBlob:
 		return true
 	}
 	return false
@@ -53,13 +53,24 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 	inBuf := bufio.NewReaderSize(&sourceReader{in}, 64<<10)
 
 	switch f.Kind {
-	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Estargz, layerformat.Zstd, layerformat.ZstdChunked:
+	case layerformat.NydusBlob:
+		// Stored uncompressed: the blob is its own tar view, and its diff_id is its digest.
+		if lr.DiffID != "" && lr.DiffID != l.Digest {
+			find(CheckLayerDiffID, Error, fmt.Sprintf("a Nydus blob layer's diff_id must be its digest %s; the config says %s", l.Digest, lr.DiffID))
+		}
+		lr.UncompressedDigest = l.Digest
+	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Estargz, layerformat.Zstd, layerformat.ZstdChunked, layerformat.NydusBootstrap:
 		dec, err := layerformat.Decode(f, inBuf, layerformat.DecodeOptions{})
 		if err != nil {
 			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
 			break
 		}
-		res, err := tarcheck.Scan(ctx, dec, tarcheck.Options{Limits: w.limits})
+		opts := tarcheck.Options{Limits: w.limits}
+		if f.Kind == layerformat.NydusBootstrap {
+			// The merged bootstrap is checked once the whole manifest has been read.
+			opts.OnEntry = w.keepNydusBootstrap
+		}
+		res, err := tarcheck.Scan(ctx, dec, opts)
 		if err != nil {
 			dec.Close()
 			var se *sourceError

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
+	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/transport"
 	digest "github.com/opencontainers/go-digest"
@@ -55,6 +57,14 @@ type Result struct {
 	Valid     bool             `json:"valid"`
 	Manifests []ManifestResult `json:"manifests"`
 	Findings  []Finding        `json:"findings"`
+	// Nydus holds, per Nydus manifest, what its merged bootstrap says (fs version, blobs, chunks).
+	Nydus []NydusInfo `json:"nydus,omitempty"`
+}
+
+// NydusInfo is a Nydus manifest's bootstrap, inspected.
+type NydusInfo struct {
+	Manifest digest.Digest `json:"manifest"`
+	Info     *nydus.Info   `json:"info"`
 }
 
 // ManifestResult is one image manifest.
@@ -109,11 +119,14 @@ func Inspect(ctx context.Context, name string, o Options) (*Result, error) {
 }
 
 type walker struct {
-	src     *transport.Source
-	res     *Result
-	full    bool
-	limits  tarcheck.Limits
-	tempDir string
+	// nydusBoot is the bootstrap spooled from a Nydus bootstrap layer of the manifest being read.
+	nydusBoot     *os.File
+	nydusBootSize int64
+	src           *transport.Source
+	res           *Result
+	full          bool
+	limits        tarcheck.Limits
+	tempDir       string
 }
 
 func (w *walker) add(f Finding) { w.res.Findings = append(w.res.Findings, f) }
@@ -219,6 +232,9 @@ func (w *walker) image(ctx context.Context, raw []byte, mt string, desc ocispec.
 		}
 		mr.Layers = append(mr.Layers, lr)
 	}
+	if w.full {
+		w.checkNydusBootstrap(md, m.Layers)
+	}
 	w.res.Manifests = append(w.res.Manifests, mr)
 	return nil
 }
@@ -289,17 +305,11 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 	lr.Runtimes = Runtimes(f)
 	lr.TOCDigest = tocDigestAnnotation(f, l.Annotations)
 	claimed := layerformat.KindFromMediaType(l.MediaType)
-	bytesKind := f.Kind
-	if bytesKind == layerformat.Estargz {
-		bytesKind = layerformat.Gzip
-	}
-	if bytesKind == layerformat.ZstdChunked {
-		bytesKind = layerformat.Zstd
-	}
+	bytesKind := layerformat.SniffCompression(head)
 	switch {
 	case f.Kind == layerformat.Unknown:
 		find(CheckLayerFormat, Error, "the blob is not a tar, gzip or zstd stream")
-	case claimed != bytesKind && claimed != layerformat.NydusBlob && claimed != layerformat.Encrypted:
+	case f.Kind != layerformat.NydusBlob && claimed != bytesKind && claimed != layerformat.Encrypted:
 		if w.src.SynthesizesManifest() {
 			// containers/image serves docker-archive layers uncompressed under a made-up tar.gzip type.
 			break
@@ -310,8 +320,11 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 		find(CheckLayerAnnotations, Error, fmt.Sprintf("annotation %s belongs to another format than this %s layer", k, f))
 	}
 	if !w.full {
-		if needsRandomAccess(f) {
+		switch {
+		case needsRandomAccess(f):
 			return w.inspectTOC(ctx, l, lr, f, br)
+		case f.Kind == layerformat.NydusBootstrap:
+			return w.inspectNydusBootstrap(ctx, md, br)
 		}
 		return nil
 	}
