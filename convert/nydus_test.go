@@ -109,8 +109,18 @@ func TestVerifyNydusImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Valid || len(res.Nydus) != 1 || res.Nydus[0].Info == nil {
-		t.Fatalf("valid %v, nydus %+v, findings %v", res.Valid, res.Nydus, res.Findings)
+	// The test image uses the fixture blob's own inline bootstrap as the merged bootstrap, and
+	// nydus-image 2.2 gave that blob an id that is not its file's digest (the sha256 of its first
+	// 7997 bytes); nydus-snapshotter's Merge would have written the layer digest. So exactly one
+	// error is right here: nydus.blob-id.
+	var errs []string
+	for _, f := range res.Findings {
+		if f.Severity == "error" {
+			errs = append(errs, f.Check)
+		}
+	}
+	if strings.Join(errs, ",") != "nydus.blob-id" || len(res.Nydus) != 1 || res.Nydus[0].Info == nil {
+		t.Fatalf("errors %v (want only nydus.blob-id), nydus %+v, findings %v", errs, res.Nydus, res.Findings)
 	}
 	// Flip a byte of the first chunk and re-digest the blob so only the chunk digest can catch it.
 	fix := filepath.Join(testenv.SharedDir(t), "fixtures", "nydus", "2fa78cad554b75ac91a4a125ed148d0ddeb25efa4aaa8bd80e5dc292690a4dca")
