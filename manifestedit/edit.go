@@ -83,10 +83,10 @@ func EditLayer(src ocispec.Descriptor, from layerformat.Format, ch LayerChange, 
 		}
 	} else {
 		d.Digest, d.Size = ch.Digest, ch.Size
-		if from.Kind != ch.Target {
-			for _, k := range layerformat.OwnedAnnotations(from.Kind) {
-				delete(d.Annotations, k)
-			}
+		// A new blob: what the old format's annotations said about the old blob is wrong now, also
+		// when the format stays (another dialect, or --force). The encoder gives the new ones.
+		for _, k := range layerformat.OwnedAnnotations(from.Kind) {
+			delete(d.Annotations, k)
 		}
 		// A converted blob is a new blob: its old URLs (foreign layers) no longer point at it.
 		d.URLs = nil
