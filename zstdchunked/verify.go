@@ -343,7 +343,7 @@ func (v *verifier) readFooter() error {
 	v.footer = f
 	if f == nil {
 		why := "no footer"
-		if err != ErrNoFooter {
+		if err != ErrNoFooter && !strings.Contains(err.Error(), "too small") {
 			why = "malformed footer: " + strings.TrimPrefix(err.Error(), ErrNoFooter.Error()+": ")
 		}
 		switch v.annDialect {

@@ -264,12 +264,13 @@ func fixChecksum(h []byte) {
 // ---- the other dialects ----
 
 // stargzBlob builds a stargz-dialect blob with stargz-snapshotter's writer.
-func stargzBlob(t testing.TB, in []byte) ([]byte, map[string]string, digest.Digest) {
+func stargzBlob(t testing.TB, in []byte, extra ...estargz.Option) ([]byte, map[string]string, digest.Digest) {
 	t.Helper()
 	md := map[string]string{}
-	blob, err := estargz.Build(io.NewSectionReader(bytes.NewReader(in), 0, int64(len(in))),
+	opts := append([]estargz.Option{
 		estargz.WithCompression(stargzZstd{&esgzzstd.Compressor{CompressionLevel: zstd.SpeedDefault, Metadata: md}, &esgzzstd.Decompressor{}}),
-		estargz.WithParallelism(1), estargz.WithChunkSize(64<<10))
+		estargz.WithParallelism(1), estargz.WithChunkSize(64 << 10)}, extra...)
+	blob, err := estargz.Build(io.NewSectionReader(bytes.NewReader(in), 0, int64(len(in))), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,6 +122,14 @@ func TestVerifyTampered(t *testing.T) {
 			b, a := c.assemble(t, assembleOpts{})
 			return b, a, VerifyOptions{DiffID: diffID}
 		}, []string{CheckFileDigest, CheckDiffID}},
+		{"payload-byte-flipped", func(t *testing.T) ([]byte, map[string]string, VerifyOptions) {
+			// A corrupt frame (its content checksum fails): both views fail.
+			c := split(t)
+			e := c.toc.Entries[c.index(t, "usr/rand-4096")]
+			c.data[e.Offset+(e.EndOffset-e.Offset)/2] ^= 0x55
+			b, a := c.assemble(t, assembleOpts{})
+			return b, a, VerifyOptions{DiffID: diffID}
+		}, []string{CheckFileDigest, CheckStream}},
 		{"zeros-chunk-not-zeros", func(t *testing.T) ([]byte, map[string]string, VerifyOptions) {
 			c := split(t)
 			idx := c.chunksOf(t, "usr/holes")

@@ -3,10 +3,12 @@ package zstdchunked
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -79,6 +81,31 @@ func TestVerifyClean(t *testing.T) {
 			!strings.Contains(info.PartialPull, "< 1.44") {
 			t.Fatalf("info %+v", info)
 		}
+	})
+	t.Run("stargz-min-chunk-size", func(t *testing.T) {
+		// Small files share frames (innerOffset).
+		blob, ann, sdiff := stargzBlob(t, in, estargz.WithMinChunkSize(16<<10))
+		toc, _, err := ReadTOC(bytes.NewReader(blob), int64(len(blob)), ann, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(toc.Entries, func(e FileMetadata) bool { return e.InnerOffset > 0 }) {
+			t.Fatal("no entry with innerOffset")
+		}
+		_, fs := verifyBlob(t, blob, ann, VerifyOptions{DiffID: sdiff})
+		wantIDs(t, fs)
+	})
+	t.Run("stargz-prioritized", func(t *testing.T) {
+		blob, ann, sdiff := stargzBlob(t, in, estargz.WithPrioritizedFiles([]string{"usr/text", "zz-last"}))
+		toc, _, err := ReadTOC(bytes.NewReader(blob), int64(len(blob)), ann, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(toc.Entries, func(e FileMetadata) bool { return e.Name == PrefetchLandmark }) {
+			t.Fatal("no prefetch landmark")
+		}
+		_, fs := verifyBlob(t, blob, ann, VerifyOptions{DiffID: sdiff})
+		wantIDs(t, fs)
 	})
 	t.Run("stargz", func(t *testing.T) {
 		blob, ann, sdiff := stargzBlob(t, in)
