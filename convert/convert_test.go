@@ -221,7 +221,7 @@ func TestContentRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = convert.Convert(context.Background(), img.Ref, "oci:"+dir+":chunked", convert.Options{Target: layerformat.ZstdChunked, Level: -1, Jobs: 1})
-	if c := refusalCode(err); c != manifestedit.DuplicatePath && c != manifestedit.PAXGlobalHeader {
+	if c := refusalCode(err); c != manifestedit.DuplicatePath && c != manifestedit.PAXGlobalHeader && c != manifestedit.UnrepresentableTar {
 		t.Fatalf("zstd:chunked of the special image: %v, want a DUPLICATE_PATH or PAX_GLOBAL_HEADER refusal", err)
 	}
 	after, _ := os.ReadFile(filepath.Join(dir, "index.json"))
@@ -334,4 +334,28 @@ func mustVerifyOpts(t *testing.T, ref string) imageFacts {
 		f.formats = append(f.formats, fm)
 	}
 	return f
+}
+
+// TestTarEndingInsidePadding: a tar that stops inside its last file's padding keeps its diff_id in
+// every plain format, and zstd:chunked, whose tar-split cannot describe that ending in a form
+// containers/storage accepts, refuses it with its own code instead of publishing a broken layer.
+func TestTarEndingInsidePadding(t *testing.T) {
+	l, _ := testimages.LayerByName(testimages.LayerEndingInsidePadding)
+	dir := t.TempDir()
+	if _, err := testimages.WriteOCILayout(filepath.Join(dir, "src"), "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{{Tar: l.Tar, Compression: testimages.Gzip}}}); err != nil {
+		t.Fatal(err)
+	}
+	src := "oci:" + filepath.Join(dir, "src") + ":x"
+	for _, k := range []layerformat.Kind{layerformat.Uncompressed, layerformat.Zstd, layerformat.Gzip} {
+		o := opts(k)
+		o.Force = true
+		mustConvert(t, src, "oci:"+filepath.Join(dir, "out")+":"+tagOf(k), o)
+		if got := mustVerify(t, "oci:"+filepath.Join(dir, "out")+":"+tagOf(k)); got.uncomp[0][0] != testimages.DiffID(l.Tar) {
+			t.Fatalf("%s: %s, want %s", k, got.uncomp[0][0], testimages.DiffID(l.Tar))
+		}
+	}
+	_, err := convert.Convert(context.Background(), src, "oci:"+filepath.Join(dir, "out")+":chunked", opts(layerformat.ZstdChunked))
+	if refusalCode(err) != manifestedit.UnrepresentableTar {
+		t.Fatalf("zstd:chunked: %v, want %s", err, manifestedit.UnrepresentableTar)
+	}
 }

@@ -11,9 +11,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/transport"
+	"github.com/fmtconv/fmtconv/zstdchunked"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -94,7 +96,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 	out := &hashingWriter{w: tmp, h: sha256.New()}
 
-	res, err := c.transcode(ctx, j, br, out, &rep)
+	res, err := c.transcode(ctx, j, br, out, tmp, &rep)
 	if prog != nil {
 		prog.Done(err)
 	}
@@ -139,7 +141,7 @@ func actionOf(j *layerJob) manifestedit.LayerAction {
 
 // transcode reads the source blob once: either copying it (reuse, keep) while decoding it alongside
 // for its diff_id, or decoding it and encoding the tar stream to the target.
-func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out io.Writer, rep *LayerReport) (*layerResult, error) {
+func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out *hashingWriter, tmp *os.File, rep *LayerReport) (*layerResult, error) {
 	if j.copyOnly {
 		if _, err := io.Copy(out, layerformat.ContextReader(ctx, br)); err != nil {
 			return nil, err
@@ -221,6 +223,15 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		return nil, err
 	}
 	sourceDiffID := digest.NewDigestFromBytes(digest.SHA256, srcHash.Sum(nil))
+	if enc.Deviation != "" {
+		// The encoder had to leave its reference's byte layout to keep the diff_id: check the blob
+		// with the format's own verifier before anything publishes it.
+		if err := selfCheck(ctx, plan.To, tmp, out.n, enc); err != nil {
+			return nil, manifestedit.Refuse(manifestedit.UnrepresentableTar, j.desc.Digest.String(),
+				fmt.Sprintf("%s cannot represent this layer bit for bit: %v", plan.To.Kind, err),
+				"convert to zstd or gzip instead, or repair the layer (complete its padding and end-of-archive blocks)")
+		}
+	}
 	rep.Action, rep.DiffID, rep.TOCDigest = "converted", enc.DiffID, enc.TOCDigest
 	rep.Target = LayerSide{Format: plan.To.String()}
 	if enc.Deviation != "" {
@@ -317,4 +328,22 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.p.Add(int64(n))
 	return n, err
+}
+
+// selfCheck verifies an encoder's output file with the format's verifier and returns an error
+// naming the first error finding.
+func selfCheck(ctx context.Context, f layerformat.Format, blob *os.File, size int64, enc *layerformat.EncodeResult) error {
+	if f.Kind != layerformat.ZstdChunked {
+		return nil
+	}
+	_, fs, err := zstdchunked.Verify(ctx, blob, size, enc.Annotations, zstdchunked.VerifyOptions{DiffID: enc.DiffID})
+	if err != nil {
+		return err
+	}
+	for _, x := range fs {
+		if x.Severity == check.Error {
+			return fmt.Errorf("%s: %s", x.Check, x.Message)
+		}
+	}
+	return nil
 }

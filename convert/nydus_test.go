@@ -2,8 +2,8 @@ package convert_test
 
 import (
 	"archive/tar"
-	"context"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"

@@ -54,6 +54,9 @@ const (
 	UnsupportedEntryType Code = "UNSUPPORTED_ENTRY_TYPE"
 	// NonUTF8Name: a name that is not valid UTF-8, which a JSON TOC cannot carry unchanged.
 	NonUTF8Name Code = "NON_UTF8_NAME"
+	// UnrepresentableTar: the layer's tar stream has a shape (such as an end inside a file's
+	// padding) that the target format cannot rebuild bit for bit in a form its readers accept.
+	UnrepresentableTar Code = "UNREPRESENTABLE_TAR"
 	// UnknownLayerFormat: the layer's bytes are not a tar, gzip or zstd stream fmtconv can read.
 	UnknownLayerFormat Code = "UNKNOWN_LAYER_FORMAT"
 )

@@ -146,7 +146,14 @@ func Generate(dir string) ([]Image, error) {
 			return nil, err
 		}
 		wh.Annotations = map[string]string{AnnotationKeep: "yes"}
-		endings, err := set.layers(Gzip, EndingLayers...)
+		// The ending inside a file's padding is in "special": zstd:chunked cannot represent it.
+		var representable []string
+		for _, e := range EndingLayers {
+			if e != LayerEndingInsidePadding {
+				representable = append(representable, e)
+			}
+		}
+		endings, err := set.layers(Gzip, representable...)
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +166,7 @@ func Generate(dir string) ([]Image, error) {
 			return nil, fmt.Errorf("%s: %w", ImageMultiFormat, err)
 		}
 		out = append(out, Image{ImageMultiFormat, ociRef(ImageMultiFormat),
-			"OCI layout; basic uncompressed, whiteouts zstd (annotated org.example.keep=yes), ending-* layers gzip; manifest annotations"})
+			"OCI layout; basic uncompressed, whiteouts zstd (annotated org.example.keep=yes), ending-* layers gzip (but ending-inside-padding); manifest annotations"})
 	}
 
 	// schema2
@@ -223,7 +230,7 @@ func Generate(dir string) ([]Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		layers, err := set.layers(Gzip, LayerPAXGlobal, LayerDuplicatePaths)
+		layers, err := set.layers(Gzip, LayerPAXGlobal, LayerDuplicatePaths, LayerEndingInsidePadding)
 		if err != nil {
 			return nil, err
 		}
@@ -231,7 +238,7 @@ func Generate(dir string) ([]Image, error) {
 			return nil, fmt.Errorf("%s: %w", ImageSpecial, err)
 		}
 		out = append(out, Image{ImageSpecial, ociRef(ImageSpecial),
-			"OCI layout; pax-global and duplicate-paths layers (gzip) that zstd:chunked cannot represent"})
+			"OCI layout; pax-global, duplicate-paths and ending-inside-padding layers (gzip) that zstd:chunked cannot represent"})
 	}
 	return out, nil
 }

@@ -299,8 +299,8 @@ func TestGeneratedImages(t *testing.T) {
 		types  []string
 	}{
 		{ImageGzipSingle, []string{LayerBasic}, []string{gz}},
-		{ImageMultiFormat, append([]string{LayerBasic, LayerWhiteouts}, EndingLayers...), []string{tarMT, zst, gz, gz, gz, gz}},
-		{ImageSpecial, []string{LayerPAXGlobal, LayerDuplicatePaths}, []string{gz, gz}},
+		{ImageMultiFormat, []string{LayerBasic, LayerWhiteouts, LayerEndingGNURecord, LayerEndingNoEOF, LayerEndingExtraZeros}, []string{tarMT, zst, gz, gz, gz}},
+		{ImageSpecial, []string{LayerPAXGlobal, LayerDuplicatePaths, LayerEndingInsidePadding}, []string{gz, gz, gz}},
 	}
 	for _, c := range simple {
 		t.Run(c.name, func(t *testing.T) {
