@@ -45,6 +45,7 @@
 //	               memory) and report fmtconv's peak RSS converting it to zstd:chunked and zstd
 //	-big-size N    size of the -big tar in bytes (default 2 GiB)
 //	-containerd    start a private containerd for the ctr-remote eStargz peer (default true)
+//	-only REGEXP   run only the cases whose names match REGEXP (and the floors)
 //	-regen         rebuild the cached corpora
 //	-keep          keep <work>/runs (the last repetition's outputs)
 package main
@@ -57,6 +58,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -85,6 +87,7 @@ type options struct {
 	gzipCmd                             []string
 	bigGzipCmd                          []string
 	loadStart                           string // /proc/loadavg when the bench started
+	only                                string // -only
 }
 
 func main() {
@@ -100,6 +103,7 @@ func main() {
 	flag.BoolVar(&o.big, "big", false, "also measure fmtconv's peak RSS on a 2 GiB layer")
 	flag.Int64Var(&o.bigSize, "big-size", 2<<30, "size of the -big tar in bytes")
 	flag.BoolVar(&o.ctrd, "containerd", true, "start a private containerd for the ctr-remote peer")
+	flag.StringVar(&o.only, "only", "", "run only the cases whose names match this regular expression (and the floors)")
 	flag.BoolVar(&o.regen, "regen", false, "rebuild the cached corpora")
 	flag.BoolVar(&o.keep, "keep", false, "keep <work>/runs")
 	flag.Parse()
@@ -227,6 +231,13 @@ func runMain(o *options) (*report, error) {
 	}
 
 	cases := mainCases(o, c, ctrd, ctrdNote)
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			return nil, fmt.Errorf("-only: %w", err)
+		}
+		cases = find(cases, func(bc *benchCase) bool { return bc.role == roleFloor || re.MatchString(bc.name) })
+	}
 	runRounds(o, cases, o.reps)
 	rep := &report{o: o, c: c, cases: cases}
 	rep.checks()
@@ -300,7 +311,7 @@ type benchCase struct {
 	na   string // why the case has no numbers
 }
 
-func (bc *benchCase) ok() bool { return bc.na == "" && len(bc.runs) > 0 }
+func (bc *benchCase) ok() bool { return bc != nil && bc.na == "" && len(bc.runs) > 0 }
 
 func (bc *benchCase) median() float64 {
 	return medianOf(bc.runs, func(m *measurement) float64 { return m.secs })

@@ -103,6 +103,9 @@ func (r *report) checks() {
 func (r *report) mainTargets(zfloor *benchCase) {
 	shaFloor := r.byName("floor: gzip -dc | sha256sum")
 	floorTarget := func(bc, floor *benchCase, limit float64, what string) {
+		if bc == nil || floor == nil {
+			return // left out by -only
+		}
 		switch x, ok := ratio(bc, floor); {
 		case bc.na != "":
 			r.add("%s %s: %s", naWord(bc), what, bc.na)
@@ -112,6 +115,9 @@ func (r *report) mainTargets(zfloor *benchCase) {
 		}
 	}
 	speedTarget := func(bc, peer *benchCase, limit float64, what string) {
+		if bc == nil || peer == nil {
+			return // left out by -only
+		}
 		switch x, ok := ratio(peer, bc); {
 		case bc.na != "":
 			r.add("%s %s: %s", naWord(bc), what, bc.na)
