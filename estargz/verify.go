@@ -319,6 +319,19 @@ type streamCheck struct {
 	pos      int64 // uncompressed bytes so far
 	diffID   hash.Hash
 	expected map[int]int64 // TOC data entry -> where the tar has its bytes
+	mr       *memberReader
+}
+
+// tarError reports a tar-level error of the full-pull view, unless it is a
+// decompression error (returned, reported as layer.decode by Verify).
+func (s *streamCheck) tarError(format string, a ...any) error {
+	if s.mr.err != nil {
+		return s.mr.err
+	}
+	if s.toc != nil {
+		s.f.errorf(CheckViewMismatch, format, a...)
+	}
+	return nil
 }
 
 func newStreamCheck(f *findings, toc *TOC, size int64) *streamCheck {
@@ -441,6 +454,7 @@ type memberReader struct {
 	upos    int64
 	onStart func(c, u int64)
 	starts  []int64
+	err     error // the first decompression error
 }
 
 type countReader struct {
@@ -454,7 +468,12 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (m *memberReader) Read(p []byte) (int, error) {
+func (m *memberReader) Read(p []byte) (n int, err error) {
+	defer func() {
+		if err != nil && err != io.EOF && m.err == nil {
+			m.err = err
+		}
+	}()
 	for {
 		if err := m.ctx.Err(); err != nil {
 			return 0, err
@@ -490,6 +509,7 @@ func (s *streamCheck) run(ctx context.Context, ra io.ReaderAt, size int64) (int6
 	cnt := &countReader{r: io.NewSectionReader(ra, 0, size)}
 	mr := &memberReader{ctx: ctx, cnt: cnt, br: bufio.NewReaderSize(cnt, 1<<20), size: size, onStart: s.member}
 	stream := &countReader{r: io.TeeReader(mr, s)}
+	s.mr = mr
 	if err := s.compareViews(stream); err != nil {
 		return 0, "", err
 	}
@@ -577,21 +597,18 @@ func (s *streamCheck) compareViews(stream *countReader) error {
 			break
 		}
 		if err != nil {
-			if s.toc != nil {
-				s.f.errorf(CheckViewMismatch, "the stream is not a tar after %d entries: %v", k, err)
-			}
-			return nil // the rest is still hashed by run
+			return s.tarError("the stream is not a tar after %d entries: %v", k, err) // the rest is still hashed by run
 		}
 		if s.toc == nil {
 			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return nil
+				return s.tarError("the stream is not a tar: reading %q: %v", h.Name, err)
 			}
 			continue
 		}
 		if sawTOC {
 			s.f.add(check.Errorf(CheckTOC, "tar entry after %s", TOCTarName).At(h.Name))
 			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return nil
+				return s.tarError("the stream is not a tar: reading %q: %v", h.Name, err)
 			}
 			continue
 		}
@@ -602,7 +619,7 @@ func (s *streamCheck) compareViews(stream *countReader) error {
 			}
 			d := sha256.New()
 			if _, err := io.Copy(d, tr); err != nil {
-				return err
+				return s.tarError("the stream is not a tar: reading %q: %v", h.Name, err)
 			}
 			if got := digest.NewDigest(digest.SHA256, d); got != s.toc.Digest {
 				s.f.errorf(CheckTOC, "the %s entry in the stream has digest %s, the TOC the footer points at %s", TOCTarName, got, s.toc.Digest)
@@ -612,7 +629,7 @@ func (s *streamCheck) compareViews(stream *countReader) error {
 		if k >= len(ents) {
 			s.f.add(check.Errorf(CheckViewMismatch, "tar entry %q (%s) is not in the TOC", h.Name, tocType(h.Typeflag)).At(h.Name))
 			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return nil
+				return s.tarError("the stream is not a tar: reading %q: %v", h.Name, err)
 			}
 			continue
 		}
@@ -640,8 +657,7 @@ func (s *streamCheck) compareViews(stream *countReader) error {
 			}
 		}
 		if _, err := io.Copy(io.Discard, tr); err != nil {
-			s.f.errorf(CheckViewMismatch, "the stream is not a tar: reading %q: %v", h.Name, err)
-			return nil
+			return s.tarError("the stream is not a tar: reading %q: %v", h.Name, err)
 		}
 	}
 	if s.toc == nil {

@@ -273,6 +273,16 @@ func TestVerifyCatches(t *testing.T) {
 			t.Errorf("findings %v, want %s", got, CheckFooter)
 		}
 	})
+	t.Run("corrupt payload", func(t *testing.T) {
+		toc, err := ReadTOC(bytes.NewReader(good.blob), int64(len(good.blob)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := good
+		l.blob = slices.Clone(good.blob)
+		l.blob[entryNamed(t, &toc.JTOC, "data/big-text").Offset+500] ^= 0x55
+		expectOnly(t, l.verify(Limits{}), errID(CheckDecode))
+	})
 	t.Run("plain gzip", func(t *testing.T) {
 		in, _ := testimages.LayerByName(testimages.LayerBasic)
 		gz, err := testimages.Compress(in.Tar, testimages.Gzip)
