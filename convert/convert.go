@@ -58,6 +58,9 @@ func Convert(ctx context.Context, srcName, dstName string, o Options) (*Report, 
 	}
 	defer dst.Close()
 
+	if o.Retry.Times == 0 && o.Retry.Delay == 0 {
+		o.Retry = Retry{Times: 3, Delay: time.Second}
+	}
 	c := &converter{src: src, dst: dst, o: o, level: level, jobs: jobs,
 		report: &Report{Source: srcName, Destination: dstName, Target: layerformat.TargetFormat(o.Target).String(), Level: level, DryRun: o.DryRun}}
 	err = c.run(ctx)
@@ -92,7 +95,12 @@ func (c *converter) encodeOptions() layerformat.EncodeOptions {
 }
 
 func (c *converter) run(ctx context.Context) error {
-	top, topType, err := c.src.Manifest(ctx, nil)
+	var top []byte
+	var topType string
+	err := c.retry(ctx, "source manifest", func() (err error) {
+		top, topType, err = c.src.Manifest(ctx, nil)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -189,7 +197,7 @@ func (c *converter) run(ctx context.Context) error {
 		if index != nil {
 			inst = &e.desc.Digest
 		}
-		if err := c.dst.PutManifest(ctx, e.raw, e.desc.MediaType, inst); err != nil {
+		if err := c.retry(ctx, "manifest "+e.desc.Digest.String(), func() error { return c.dst.PutManifest(ctx, e.raw, e.desc.MediaType, inst) }); err != nil {
 			return err
 		}
 		instanceTypes = append(instanceTypes, e.desc.MediaType)
@@ -209,12 +217,12 @@ func (c *converter) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := c.dst.PutManifest(ctx, b, outType, nil); err != nil {
+		if err := c.retry(ctx, "index", func() error { return c.dst.PutManifest(ctx, b, outType, nil) }); err != nil {
 			return err
 		}
 		c.report.Digest, c.report.MediaType = digest.FromBytes(b), outType
 	}
-	return c.dst.Commit(ctx)
+	return c.retry(ctx, "commit", func() error { return c.dst.Commit(ctx) })
 }
 
 func imageCount(images []*image) int { return len(onlyImages(images)) }
@@ -333,7 +341,7 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 	g.SetLimit(c.jobs)
 	for _, j := range order {
 		g.Go(func() error {
-			if err := c.convertLayer(gctx, j); err != nil {
+			if err := c.retry(gctx, "layer "+j.desc.Digest.String(), func() error { return c.convertLayer(gctx, j) }); err != nil {
 				return fmt.Errorf("layer %s: %w", j.desc.Digest, err)
 			}
 			return nil
@@ -412,7 +420,7 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 	}
 	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.plan.OutType, c.o.Target),
 		Digest: digest.FromBytes(config), Size: int64(len(config))}
-	if err := c.putBytes(ctx, config, cfgDesc, true); err != nil {
+	if err := c.retry(ctx, "config "+cfgDesc.Digest.String(), func() error { return c.putBytes(ctx, config, cfgDesc, true) }); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	raw, err := manifestedit.EditManifest(m, img.plan.OutType, withDescriptorFields(m.Config, cfgDesc), layers)

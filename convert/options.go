@@ -42,6 +42,8 @@ type Options struct {
 	// KeepEstargzFiles keeps stargz.index.json and the landmark files when a layer leaves eStargz
 	// (by default they are removed, so the result is an ordinary layer).
 	KeepEstargzFiles bool
+	// Retry retries failed registry and I/O steps (default: 3 times, from 1s, doubling).
+	Retry Retry
 	// eStargz encoder settings (zero: 4 MiB chunks, no packing, no prioritized files).
 	EstargzChunkSize, EstargzMinChunkSize int
 	EstargzPrioritizedFiles               []string
@@ -88,6 +90,8 @@ type Report struct {
 	Warnings    []string         `json:"warnings,omitempty"`
 	Seconds     float64          `json:"seconds"`
 	DryRun      bool             `json:"dryRun,omitempty"`
+	// Retries lists every failed attempt that was retried.
+	Retries []string `json:"retries,omitempty"`
 	// Plan is every decision, made before anything was written.
 	Plan *manifestedit.Plan `json:"plan,omitempty"`
 }

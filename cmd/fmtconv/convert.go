@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fmtconv/fmtconv/convert"
 	"github.com/fmtconv/fmtconv/layerformat"
@@ -51,6 +52,8 @@ func convertCommand() *cli.Command {
 		&cli.IntFlag{Name: "estargz-chunk-size", Usage: "largest payload of one eStargz gzip member (default 4 MiB)"},
 		&cli.IntFlag{Name: "estargz-min-chunk-size", Usage: "let small files share one eStargz gzip member up to this many uncompressed bytes"},
 		&cli.StringFlag{Name: "estargz-prioritized-files", Usage: "`FILE` listing paths to put first in eStargz layers (one per line), followed by .prefetch.landmark"},
+		&cli.IntFlag{Name: "retry-times", Value: 3, Usage: "retry a failed registry or I/O step this many times"},
+		&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "delay before the first retry (it doubles every time)"},
 		&cli.BoolFlag{Name: "keep-estargz-files", Usage: "keep stargz.index.json and the landmark files when a layer leaves eStargz"},
 	}
 	flags = append(flags, transportFlags("src", "source")...)
@@ -96,6 +99,7 @@ Examples:
 				DryRun:              c.Bool("dry-run"),
 				RemoveSignatures:    c.Bool("remove-signatures"),
 				KeepEstargzFiles:    c.Bool("keep-estargz-files"),
+				Retry:               convert.Retry{Times: c.Int("retry-times"), Delay: c.Duration("retry-delay")},
 				EstargzChunkSize:    c.Int("estargz-chunk-size"),
 				EstargzMinChunkSize: c.Int("estargz-min-chunk-size"),
 			}
