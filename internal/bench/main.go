@@ -43,6 +43,7 @@
 //	               -main=false -big measures only the large layer)
 //	-big           also build a 2 GiB layer (pseudo-random words, streamed, never held in
 //	               memory) and report fmtconv's peak RSS converting it to zstd:chunked and zstd
+//	               (with the zstd floor and compressor.ZstdCompressor for comparison)
 //	-big-size N    size of the -big tar in bytes (default 2 GiB)
 //	-containerd    start a private containerd for the ctr-remote eStargz peer (default true)
 //	-only REGEXP   run only the cases whose names match REGEXP (and the floors)
@@ -259,6 +260,7 @@ func runBig(o *options) (*report, error) {
 	bcases := []*benchCase{
 		floorCase("floor: gzip -dc | zstd -3 -T2 > /dev/null", "zstd", bc),
 		fmtconvCase(o, bc, "fmtconv zstd:chunked L3", "zstd:chunked", "zstd:chunked", 3),
+		libCase(o, bc, "compressor.ZstdCompressor L3 (storage v1.65, in-process)", "zstd:chunked", subCompressor, 3),
 		fmtconvCase(o, bc, "fmtconv zstd L3", "zstd", "zstd", 3),
 	}
 	runRounds(o, bcases, 1)
