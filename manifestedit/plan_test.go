@@ -165,3 +165,31 @@ func equalBools(a, b []bool) bool {
 	}
 	return true
 }
+
+// TestSelectInstancesMergedPlatform: an index with an OCI and a Nydus manifest for one platform
+// (nydusify --merge-platform) converts the OCI one, unless the target is Nydus.
+func TestSelectInstancesMergedPlatform(t *testing.T) {
+	p := &ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	ociDesc := ocispec.Descriptor{Digest: digest.FromString("oci"), Platform: p}
+	nydusNew := ocispec.Descriptor{Digest: digest.FromString("nydus"), Platform: p, ArtifactType: layerformat.ArtifactTypeNydusManifest}
+	nydusOld := ocispec.Descriptor{Digest: digest.FromString("nydus-old"),
+		Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64", OSFeatures: []string{layerformat.OSFeatureNydus}}}
+	armOCI := ocispec.Descriptor{Digest: digest.FromString("arm"), Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}}
+	ix := &Index{Manifests: []ocispec.Descriptor{ociDesc, nydusNew, armOCI, nydusOld}}
+	keep := func(target layerformat.Kind) []bool {
+		var out []bool
+		for _, s := range SelectInstances(ix, nil, target) {
+			out = append(out, s.Keep)
+		}
+		return out
+	}
+	if got := keep(layerformat.Gzip); !equalBools(got, []bool{true, false, true, false}) {
+		t.Fatalf("to gzip: %v", got)
+	}
+	if got := keep(layerformat.Nydus); !equalBools(got, []bool{false, true, false, true}) {
+		t.Fatalf("to nydus: %v", got)
+	}
+	if !IsNydusManifest(nydusOld) || !IsNydusManifest(nydusNew) || IsNydusManifest(armOCI) {
+		t.Fatal("IsNydusManifest")
+	}
+}
