@@ -102,6 +102,7 @@ func inspectCommand() *cli.Command {
 // printInspect prints each manifest, then each layer: format and dialect, sizes, TOC digest,
 // diff_id, and which lazy-pull runtimes can use it as it is (with the reason when none can).
 func printInspect(w io.Writer, res *verify.Result) {
+	defer printNydus(w, res)
 	fmt.Fprintf(w, "%s\n  %s %s\n", res.Image, res.MediaType, res.Digest)
 	for _, m := range res.Manifests {
 		plat := m.Platform
@@ -142,6 +143,25 @@ func printInspect(w io.Writer, res *verify.Result) {
 			case len(l.Runtimes) > 0:
 				fmt.Fprintf(w, "    lazy pull  none: %s\n", l.Runtimes[0].Reason)
 			}
+		}
+	}
+}
+
+// printNydus prints what each Nydus manifest's merged bootstrap says.
+func printNydus(w io.Writer, res *verify.Result) {
+	for _, n := range res.Nydus {
+		in := n.Info
+		fmt.Fprintf(w, "nydus bootstrap of %s: RAFS v%d, compressor %s, digester %s, chunk size %d, %d chunks (%d chunk references)\n",
+			n.Manifest, in.FSVersion, in.Compressor, in.Digester, in.ChunkSize, in.ChunkTableEntries, in.ChunkRefs)
+		var types []string
+		for _, k := range []string{"reg", "dir", "symlink", "char", "block", "fifo", "socket"} {
+			if c := in.InodesByType[k]; c > 0 {
+				types = append(types, fmt.Sprintf("%s %d", k, c))
+			}
+		}
+		fmt.Fprintf(w, "  inodes: %d (%s), %d names, %d hard links\n", in.Inodes, strings.Join(types, ", "), in.Names, in.Hardlinks)
+		for _, b := range in.Blobs {
+			fmt.Fprintf(w, "  blob %d: %s, %d chunks, %d bytes compressed, %d uncompressed\n", b.Index, b.ID, b.ChunkCount, b.CompressedSize, b.UncompressedSize)
 		}
 	}
 }
