@@ -75,7 +75,9 @@ func (r *report) checks() {
 			r.add("**FAIL** %s: %s (no ratios to the floor)", bc.name, bc.na)
 		}
 	}
-	if !r.big {
+	if r.big {
+		r.byteIdentity()
+	} else {
 		r.mainTargets(zfloor)
 	}
 
@@ -132,18 +134,7 @@ func (r *report) mainTargets(zfloor *benchCase) {
 	zc, comp := r.byName("fmtconv zstd:chunked"), r.byName("compressor.ZstdCompressor")
 	speedTarget(zc, comp, 2.5, "gzip→zstd:chunked L3 vs compressor.ZstdCompressor L3")
 	floorTarget(zc, zfloor, 1.3, "gzip→zstd:chunked L3")
-	if zc.ok() && comp.ok() {
-		a, b := zc.last().layer, comp.last().layer
-		same := a.Digest == b.Digest && a.Size == b.Size
-		var diff []string
-		for k, v := range b.Annotations {
-			if a.Annotations[k] != v {
-				diff = append(diff, k)
-			}
-		}
-		r.verdict(same && len(diff) == 0, "zstd:chunked blob byte-identical to compressor.ZstdCompressor's: fmtconv %s (%d B), compressor %s (%d B); annotations differing: %v",
-			a.Digest, a.Size, b.Digest, b.Size, diff)
-	}
+	r.byteIdentity()
 
 	es6, build6 := r.byName("fmtconv estargz L6"), r.byName("estargz.Build L6")
 	speedTarget(es6, build6, 4, "gzip→eStargz L6 vs estargz.Build L6 (4 MiB chunks, parallelism 2)")
@@ -199,6 +190,25 @@ func (r *report) mainTargets(zfloor *benchCase) {
 			bc.name, short(got[0].manifest), short(got[1].manifest), short(got[0].layer.Digest.String()), short(got[1].layer.Digest.String()),
 			runtime.NumCPU(), short(bc.last().layer.Digest.String()))
 	}
+}
+
+// byteIdentity compares fmtconv's zstd:chunked blob and annotations with
+// compressor.ZstdCompressor's.
+func (r *report) byteIdentity() {
+	zc, comp := r.byName("fmtconv zstd:chunked"), r.byName("compressor.ZstdCompressor")
+	if !zc.ok() || !comp.ok() {
+		return
+	}
+	a, b := zc.last().layer, comp.last().layer
+	same := a.Digest == b.Digest && a.Size == b.Size
+	var diff []string
+	for k, v := range b.Annotations {
+		if a.Annotations[k] != v {
+			diff = append(diff, k)
+		}
+	}
+	r.verdict(same && len(diff) == 0, "zstd:chunked blob byte-identical to compressor.ZstdCompressor's: fmtconv %s (%d B), compressor %s (%d B); annotations differing: %v",
+		a.Digest, a.Size, b.Digest, b.Size, diff)
 }
 
 func naWord(bc *benchCase) string {
