@@ -5,14 +5,17 @@ BIN := bin/fmtconv
 IMAGES := testdata/images
 DEMO_OUT := $(IMAGES)/out
 
-.PHONY: build test test-go demo bench lint testdata peers clean
+.PHONY: build test test-go demo bench lint testdata peers fuzz fuzz-smoke clean
+FUZZTIME ?= 2m
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fmtconv
 
-# Every test, with the peers (skopeo, containerd, podman, erofs-utils, ...) installed first.
+# Every test, with the peers (skopeo, containerd, podman, erofs-utils, ...) installed first, then
+# every fuzz target for 10 seconds (their seed corpora already ran as unit tests).
 test: peers
-	$(GO) test -count=1 -timeout 18m ./...
+	$(GO) test -count=1 -timeout 15m ./...
+	scripts/fuzz.sh 10s
 
 # Tests only, for a machine that already has the peers.
 test-go:
@@ -20,6 +23,10 @@ test-go:
 
 peers:
 	scripts/setup-peers.sh
+
+# Every fuzz target for FUZZTIME (default 2m).
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
 
 testdata:
 	rm -rf $(IMAGES)/gen && $(GO) run ./internal/testimages/cmd/genimages $(IMAGES)/gen
