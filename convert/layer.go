@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/fmtconv/fmtconv/check"
@@ -169,7 +170,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	}
 
 	if plan.Action != manifestedit.ActionConvert {
-		diffID, _, err := copyAndDecode(ctx, br, out, from)
+		diffID, _, err := copyAndDecode(ctx, br, out, from, func(r io.Reader) io.Reader { return c.limitDecoded(j, from, r) })
 		if err != nil {
 			return nil, err
 		}
@@ -187,11 +188,12 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 
 	// The source's diff_id is checked on the stream as stored; the encoder reads that stream, or,
 	// when the layer leaves eStargz, that stream without eStargz's own files.
-	dec, err := layerformat.Decode(from, br, layerformat.DecodeOptions{})
+	rawDec, err := layerformat.Decode(from, br, layerformat.DecodeOptions{})
 	if err != nil {
 		return nil, err
 	}
-	defer dec.Close()
+	defer rawDec.Close()
+	dec := c.limitDecoded(j, from, rawDec)
 	srcHash := sha256.New()
 	tarStream := io.TeeReader(dec, srcHash)
 	if plan.StripEstargzFiles {
@@ -263,7 +265,7 @@ func expectEOF(r io.Reader) error {
 
 // copyAndDecode copies a blob to out unchanged while a second goroutine decodes the same bytes,
 // so the reused blob's diff_id is known from one read.
-func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerformat.Format) (digest.Digest, int64, error) {
+func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerformat.Format, limit func(io.Reader) io.Reader) (digest.Digest, int64, error) {
 	pr, pw := io.Pipe()
 	type result struct {
 		d   digest.Digest
@@ -279,7 +281,7 @@ func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerforma
 			return
 		}
 		h := sha256.New()
-		n, err := io.Copy(h, dec)
+		n, err := io.Copy(h, limit(dec))
 		dec.Close()
 		if err == nil {
 			err = expectEOF(pr)
@@ -346,4 +348,50 @@ func selfCheck(ctx context.Context, f layerformat.Format, blob *os.File, size in
 		}
 	}
 	return nil
+}
+
+// DefaultMaxLayerSize bounds the uncompressed size of one layer unless the user says otherwise.
+const DefaultMaxLayerSize = 256 << 30
+
+// limitDecoded stops a layer whose uncompressed stream grows beyond --max-layer-size, or beyond the
+// size its format declares (eStargz's uncompressed-size annotation), with a refusal instead of
+// filling the disk: a compression bomb is stopped early, whatever its ratio.
+func (c *converter) limitDecoded(j *layerJob, f layerformat.Format, r io.Reader) io.Reader {
+	limit, why := c.o.MaxLayerSize, "--max-layer-size"
+	if limit <= 0 {
+		limit = DefaultMaxLayerSize
+	}
+	if f.Kind == layerformat.Estargz {
+		if n, err := strconv.ParseInt(j.desc.Annotations[layerformat.AnnotationEstargzUncompressedSize], 10, 64); err == nil && n >= 0 && n < limit {
+			limit, why = n, "its "+layerformat.AnnotationEstargzUncompressedSize+" annotation"
+		}
+	}
+	return &sizeLimitReader{r: r, left: limit, limit: limit, why: why, subject: j.desc.Digest.String()}
+}
+
+type sizeLimitReader struct {
+	r            io.Reader
+	left, limit  int64
+	why, subject string
+}
+
+func (s *sizeLimitReader) Read(p []byte) (int, error) {
+	if s.left < 0 {
+		return 0, s.err()
+	}
+	if int64(len(p)) > s.left+1 {
+		p = p[:s.left+1]
+	}
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	if s.left < 0 {
+		return n, s.err()
+	}
+	return n, err
+}
+
+func (s *sizeLimitReader) err() error {
+	return manifestedit.Refuse(manifestedit.LayerTooLarge, s.subject,
+		fmt.Sprintf("the layer decompresses to more than %d bytes, the limit set by %s", s.limit, s.why),
+		"raise --max-layer-size if the layer is genuine; a layer past what it declares is corrupt or hostile")
 }

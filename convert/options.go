@@ -42,6 +42,8 @@ type Options struct {
 	// KeepEstargzFiles keeps stargz.index.json and the landmark files when a layer leaves eStargz
 	// (by default they are removed, so the result is an ordinary layer).
 	KeepEstargzFiles bool
+	// MaxLayerSize bounds the uncompressed size of one layer (0: DefaultMaxLayerSize, 256 GiB).
+	MaxLayerSize int64
 	// Retry retries failed registry and I/O steps (default: 3 times, from 1s, doubling).
 	Retry Retry
 	// eStargz encoder settings (zero: 4 MiB chunks, no packing, no prioritized files).
