@@ -44,7 +44,7 @@ func (e *lz4Encoder) compressBlock(dst, src []byte) []byte {
 	shift := 32 - tableBits
 	hash := func(v uint32) uint32 { return (v * 2654435761) >> shift }
 
-	ipLimit := len(src) - lz4MFLimit       // matches start before this
+	ipLimit := len(src) - lz4MFLimit         // matches start before this
 	matchLimit := len(src) - lz4LastLiterals // and end at or before this
 	anchor, ip := 0, 0
 	for {

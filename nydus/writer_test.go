@@ -71,10 +71,18 @@ func TestTreeComparisonCatchesDifferences(t *testing.T) {
 	want := tarTree(t, l.Tar)
 	for _, mutate := range []func(tree.Tree){
 		func(tr tree.Tree) { n := tr["usr/bin/su"]; n.Mode = 0o755; tr["usr/bin/su"] = n },
-		func(tr tree.Tree) { n := tr["data/nanotime"]; n.ModTime = n.ModTime.Truncate(time.Second); tr["data/nanotime"] = n },
+		func(tr tree.Tree) {
+			n := tr["data/nanotime"]
+			n.ModTime = n.ModTime.Truncate(time.Second)
+			tr["data/nanotime"] = n
+		},
 		func(tr tree.Tree) { n := tr["usr/bin/ping"]; n.Xattrs = nil; tr["usr/bin/ping"] = n },
 		func(tr tree.Tree) { delete(tr, "dev/initctl") },
-		func(tr tree.Tree) { n := tr["links/hardlink-to-file"]; n.Linkname = "data/size-512"; tr["links/hardlink-to-file"] = n },
+		func(tr tree.Tree) {
+			n := tr["links/hardlink-to-file"]
+			n.Linkname = "data/size-512"
+			tr["links/hardlink-to-file"] = n
+		},
 	} {
 		w := tree.Tree{}
 		for k, v := range want {
