@@ -103,6 +103,7 @@ func TestHostileLayers(t *testing.T) {
 			path := filepath.Join(testRoot(t), "testdata", "hostile", h.name+".tar.zst")
 			blob := h.blob()
 			if *updateHostile {
+				os.MkdirAll(filepath.Dir(path), 0o755)
 				os.WriteFile(path, blob, 0o644)
 			}
 			committed, err := os.ReadFile(path)
