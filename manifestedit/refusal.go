@@ -57,6 +57,9 @@ const (
 	// UnrepresentableTar: the layer's tar stream has a shape (such as an end inside a file's
 	// padding) that the target format cannot rebuild bit for bit in a form its readers accept.
 	UnrepresentableTar Code = "UNREPRESENTABLE_TAR"
+	// HardlinkMissing: a hard link whose target is not an earlier entry of the layer, which
+	// eStargz's TOC cannot resolve.
+	HardlinkMissing Code = "HARDLINK_MISSING"
 	// LayerTooLarge: a layer decompresses beyond --max-layer-size or beyond the size its format
 	// declares (a compression bomb, or a corrupt layer).
 	LayerTooLarge Code = "LAYER_TOO_LARGE"
