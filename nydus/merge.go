@@ -33,6 +33,11 @@ type LayerBootstrap struct {
 	BlobSize  int64
 	TOCDigest [32]byte
 	TOCSize   uint32
+	// ImplicitDirs are directories the layer's tar did not name (PackResult.ImplicitDirs):
+	// they do not change the metadata of the same directory in a lower layer.
+	// Unknown for a pulled blob: then every directory of the layer counts as
+	// named, as in nydus-image merge.
+	ImplicitDirs []string
 }
 
 // LayerBootstrapFromBlob reads the Merge input out of a Nydus blob layer (as
@@ -230,8 +235,20 @@ func (m *merger) addLayer(li int, l *LayerBootstrap) error {
 	if err != nil {
 		return err
 	}
-	m.root.setAttrs(upper)
-	mergeDir(m.root, upper)
+	implicit := map[*wInode]bool{}
+	for _, d := range l.ImplicitDirs {
+		p := d
+		if d == "." {
+			p = ""
+		}
+		if in := lookupPath(upper, p); in != nil && in.isDir() {
+			implicit[in] = true
+		}
+	}
+	if li == 0 || !implicit[upper] {
+		m.root.setAttrs(upper)
+	}
+	mergeDir(m.root, upper, implicit)
 	return nil
 }
 
@@ -302,8 +319,9 @@ func (m *merger) layerTree(li int, f *FS, local []int) (*wInode, error) {
 }
 
 // mergeDir overlays the upper directory's contents on lower (nydus-image's
-// Tree::merge_children): whiteouts first, then entries.
-func mergeDir(lower, upper *wInode) {
+// Tree::merge_children): whiteouts first, then entries. A directory of the
+// upper layer replaces the metadata of the lower one unless it is implicit.
+func mergeDir(lower, upper *wInode, implicit map[*wInode]bool) {
 	names := sortedNames(upper.children)
 	for _, name := range names {
 		switch {
@@ -328,9 +346,11 @@ func mergeDir(lower, upper *wInode) {
 		if l == nil || !l.isDir() {
 			l = &wInode{mode: u.mode, children: map[string]*wInode{}}
 			lower.children[name] = l
+			l.setAttrs(u)
+		} else if !implicit[u] {
+			l.setAttrs(u)
 		}
-		l.setAttrs(u)
-		mergeDir(l, u)
+		mergeDir(l, u, implicit)
 	}
 }
 

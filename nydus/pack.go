@@ -49,6 +49,10 @@ type PackOptions struct {
 	// *PackError of code DUPLICATE_PATH. By default the last entry wins, as
 	// extraction does.
 	RejectDuplicates bool
+	// KeepStargzMetadata keeps eStargz's metadata files (/stargz.index.json,
+	// /.prefetch.landmark, /.no.prefetch.landmark), which nydus-image drops from
+	// every tar it converts (they are not part of the filesystem eStargz describes).
+	KeepStargzMetadata bool
 	// Concurrency is the number of goroutines digesting and compressing chunks
 	// (default GOMAXPROCS). The output does not depend on it.
 	Concurrency int
@@ -86,6 +90,12 @@ type PackResult struct {
 	DataSize, UncompressedSize, FileBytes int64
 	// Entries is the number of tar entries read, Inodes the inodes of the bootstrap.
 	Entries, Inodes int
+	// ImplicitDirs lists the directories the tar never names ("." for the root,
+	// else paths relative to it), sorted: the bootstrap holds them with mode
+	// 0755, uid/gid 0 and mtime 0, as nydus-image writes them. Merge leaves the
+	// metadata of a lower layer's directory alone for them, as applying the OCI
+	// layer would (nydus-image merge cannot tell them apart and overrides it).
+	ImplicitDirs []string
 
 	ci         []byte // uncompressed ci array
 	metaHeader []byte // 4096-byte blob.meta header
@@ -93,7 +103,8 @@ type PackResult struct {
 
 // LayerBootstrap returns the Merge input describing this layer.
 func (r *PackResult) LayerBootstrap() LayerBootstrap {
-	return LayerBootstrap{BlobID: r.BlobID, Bootstrap: r.Bootstrap, BlobSize: r.Size, TOCDigest: r.TOCDigest, TOCSize: uint32(r.TOCSize)}
+	return LayerBootstrap{BlobID: r.BlobID, Bootstrap: r.Bootstrap, BlobSize: r.Size, TOCDigest: r.TOCDigest, TOCSize: uint32(r.TOCSize),
+		ImplicitDirs: r.ImplicitDirs}
 }
 
 // BlobMetaFile returns image/<blob id>.blob.meta for the bootstrap layer
@@ -122,10 +133,11 @@ type packConfig struct {
 	workers     int
 	prefetch    []string
 	rejectDupes bool
+	keepStargz  bool
 }
 
 func (o *PackOptions) resolve() (*packConfig, error) {
-	c := &packConfig{chunkSize: 1 << 20, zstdLevel: zstd.SpeedDefault, workers: runtime.GOMAXPROCS(0), prefetch: []string{"/"}, rejectDupes: o.RejectDuplicates}
+	c := &packConfig{chunkSize: 1 << 20, zstdLevel: zstd.SpeedDefault, workers: runtime.GOMAXPROCS(0), prefetch: []string{"/"}, rejectDupes: o.RejectDuplicates, keepStargz: o.KeepStargzMetadata}
 	switch strings.ToLower(o.Compressor) {
 	case "", "zstd":
 		c.compressor = CompressZstd
@@ -226,7 +238,7 @@ func Pack(ctx context.Context, w io.Writer, r io.Reader, opts PackOptions) (*Pac
 		return nil, err
 	}
 	bw := &blobWriter{w: bufio.NewWriterSize(w, 1<<20), h: sha256.New()}
-	p := &packer{ctx: ctx, cfg: cfg, root: newDir(), bw: bw}
+	p := &packer{ctx: ctx, cfg: cfg, root: newDir(), bw: bw, implicit: map[string]bool{".": true}}
 	if cfg.rejectDupes {
 		p.seen = map[string]bool{}
 	}
@@ -293,8 +305,9 @@ type packer struct {
 	ctx     context.Context
 	cfg     *packConfig
 	root    *wInode
-	seen    map[string]bool
-	bw      *blobWriter
+	seen     map[string]bool
+	implicit map[string]bool // directories created for paths below them
+	bw       *blobWriter
 	entries int
 	refs    int
 	files   int64
@@ -453,6 +466,10 @@ func (s *chunkStore) add(j *chunkJob) {
 // Reading the tar stream into the tree.
 // ---------------------------------------------------------------------------
 
+// stargzMetadata are the eStargz files nydus-image leaves out (builder
+// TarBuilder::is_stargz_special_files).
+var stargzMetadata = map[string]bool{"stargz.index.json": true, ".prefetch.landmark": true, ".no.prefetch.landmark": true}
+
 // benignGlobalPAX are PAX global records that do not change how entries read.
 var benignGlobalPAX = map[string]bool{"comment": true, "charset": true, "hdrcharset": true}
 
@@ -510,6 +527,7 @@ func (p *packer) parentDir(rel string) (*wInode, string, error) {
 		if c == nil {
 			c = newDir()
 			dir.children[part] = c
+			p.implicit[strings.Join(parts[:i+1], "/")] = true
 		} else if !c.isDir() {
 			return nil, "", packErr(CodeNotADirectory, rel, "%q is not a directory", strings.Join(parts[:i+1], "/"))
 		}
@@ -537,6 +555,9 @@ func (p *packer) entry(tr *tar.Reader, hdr *tar.Header) error {
 	rel, err := cleanTarPath(hdr.Name)
 	if err != nil {
 		return err
+	}
+	if !p.cfg.keepStargz && stargzMetadata[rel] {
+		return nil
 	}
 	if p.seen != nil {
 		if p.seen[rel] {
@@ -572,6 +593,7 @@ func (p *packer) entry(tr *tar.Reader, hdr *tar.Header) error {
 			return packErr(CodeUnsupportedEntry, hdr.Name, "the root is not a directory")
 		}
 		p.root.setAttrs(in)
+		delete(p.implicit, ".")
 		return nil
 	}
 	switch typ {
@@ -594,8 +616,9 @@ func (p *packer) entry(tr *tar.Reader, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
+	delete(p.implicit, rel)
 	if old := dir.children[base]; typ == ModeDir && old != nil && old.isDir() {
-		old.setAttrs(in) // a directory again: new metadata, contents kept
+		old.setAttrs(in) // a directory again (or one created for its contents): new metadata, contents kept
 		return nil
 	}
 	if typ == ModeDir {
@@ -750,6 +773,16 @@ func (p *packer) finish() (*PackResult, error) {
 	bw, s, cfg := p.bw, &p.store, p.cfg
 	res := &PackResult{Entries: p.entries, ChunkRefs: p.refs, Chunks: len(s.chunks), RawChunks: s.raw,
 		DataSize: int64(s.coff), UncompressedSize: int64(s.uoff), FileBytes: p.files}
+	for d := range p.implicit {
+		rel := d
+		if d == "." {
+			rel = ""
+		}
+		if in := p.lookup(rel); in != nil && in.isDir() {
+			res.ImplicitDirs = append(res.ImplicitDirs, d)
+		}
+	}
+	slices.Sort(res.ImplicitDirs)
 	var toc []TOCEntry
 	addTOC := func(name string, c Compressor, content []byte, off, csize, usize int64) {
 		e := TOCEntry{Flags: tocFlags(c), CompressedOffset: uint64(off), CompressedSize: uint64(csize), UncompressedSize: uint64(usize)}

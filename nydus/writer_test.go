@@ -162,6 +162,9 @@ func TestPackEdgeCases(t *testing.T) {
 			f := openPacked(t, blob)
 			got := fsTree(t, f)
 			n := sameTree(t, "edge layer", want, got, tree.Options{Ignore: implicitDirs})
+			if strings.Join(res.ImplicitDirs, ",") != ".,"+strings.Join(implicitDirs, ",") {
+				t.Errorf("implicit dirs %v", res.ImplicitDirs)
+			}
 			for _, d := range implicitDirs {
 				if e, err := f.Lookup(d); err != nil || e.Type != FileTypeDir || e.Mode != 0o755 || e.UID != 0 || e.ModTime.Unix() != 0 {
 					t.Errorf("implicit directory %s: %+v %v", d, e, err)
@@ -432,6 +435,25 @@ func TestPackErrors(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// eStargz metadata files are left out, as nydus-image does, unless asked for.
+func TestPackStargzMetadata(t *testing.T) {
+	tarb := testimages.MustBuildTar([]testimages.Entry{
+		{Type: tar.TypeReg, Name: "stargz.index.json", Mode: 0o644, Content: testimages.String("{}")},
+		{Type: tar.TypeReg, Name: ".prefetch.landmark", Mode: 0o644, Content: testimages.String("landmark")},
+		{Type: tar.TypeReg, Name: "a/stargz.index.json", Mode: 0o644, Content: testimages.String("kept")},
+	}, testimages.Ending{})
+	for _, keep := range []bool{false, true} {
+		_, blob := pack(t, tarb, PackOptions{KeepStargzMetadata: keep})
+		f := openPacked(t, blob)
+		_, err1 := f.Lookup("stargz.index.json")
+		_, err2 := f.Lookup(".prefetch.landmark")
+		_, err3 := f.Lookup("a/stargz.index.json")
+		if (err1 == nil) != keep || (err2 == nil) != keep || err3 != nil {
+			t.Errorf("keep=%v: %v %v %v", keep, err1, err2, err3)
+		}
+	}
+}
 
 // Prefetch patterns become prefetch table nids as nydus-image resolves them.
 func TestPackPrefetch(t *testing.T) {
