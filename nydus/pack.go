@@ -302,15 +302,15 @@ func (b *blobWriter) sum() [32]byte {
 }
 
 type packer struct {
-	ctx     context.Context
-	cfg     *packConfig
-	root    *wInode
+	ctx      context.Context
+	cfg      *packConfig
+	root     *wInode
 	seen     map[string]bool
 	implicit map[string]bool // directories created for paths below them
 	bw       *blobWriter
-	entries int
-	refs    int
-	files   int64
+	entries  int
+	refs     int
+	files    int64
 
 	// chunk pipeline
 	bufs    sync.Pool
