@@ -80,6 +80,10 @@ const (
 	// CodeNonUTF8Name: a name, link target, owner name or xattr name that is
 	// not valid UTF-8; JSON would change it, so the TOC would not match the tar.
 	CodeNonUTF8Name = "NON_UTF8_NAME"
+	// CodeHardlinkMissing: a hard link whose target is not an earlier entry of
+	// the written layer (a full pull could not extract it; upstream's Open
+	// fails when the target is nowhere in the TOC).
+	CodeHardlinkMissing = "HARDLINK_MISSING"
 	// CodePrioritizedNotFound: a prioritized file is not in the layer.
 	CodePrioritizedNotFound = "PRIORITIZED_NOT_FOUND"
 )

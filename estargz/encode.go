@@ -107,6 +107,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		diffID:  sha256.New(),
 		toc:     &JTOC{Version: 1},
 		seen:    map[string]struct{}{},
+		written: map[string]struct{}{},
 		workers: workers,
 	}
 	in := bufio.NewReaderSize(ctxReader{ctx, tarStream}, 256<<10)
@@ -160,7 +161,8 @@ type encoder struct {
 	refs         []memberRef
 	lastUsername map[int]string
 	lastGroup    map[int]string
-	seen         map[string]struct{}
+	seen         map[string]struct{} // input names (duplicates)
+	written      map[string]struct{} // names written so far (hard link targets)
 
 	rt1, rt2 bytes.Buffer // header re-encoding buffers
 	chunkH   hash.Hash
@@ -348,6 +350,12 @@ func formatModtime(t time.Time) string {
 // writeEntry appends one entry as upstream's Writer.AppendTar does; payload
 // holds h0.Size bytes for regular files.
 func (e *encoder) writeEntry(h0 *tar.Header, payload io.Reader) error {
+	if h0.Typeflag == tar.TypeLink {
+		if _, ok := e.written[CleanEntryName(h0.Linkname)]; !ok {
+			return &UnsupportedInputError{Code: CodeHardlinkMissing, Path: h0.Name, Reason: fmt.Sprintf("hard link to %q, which is not an earlier entry", h0.Linkname)}
+		}
+	}
+	e.written[CleanEntryName(h0.Name)] = struct{}{}
 	h, hdr, err := e.reencode(h0)
 	if err != nil {
 		return err

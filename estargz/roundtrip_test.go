@@ -279,6 +279,17 @@ func TestRefusals(t *testing.T) {
 	if !errors.As(err, &u) || u.Code != CodeNonUTF8Name {
 		t.Errorf("non-UTF-8 name: %v", err)
 	}
+	// Hard links to missing or later entries.
+	for _, es := range [][]testimages.Entry{
+		{testimages.Hardlink("h", "nope", 0o644)},
+		{testimages.Hardlink("h", "f", 0o644), testimages.File("f", 0o644, testimages.String("f"))},
+		{testimages.Hardlink("h", "h", 0o644)},
+	} {
+		_, err := Encode(context.Background(), io.Discard, bytes.NewReader(testimages.MustBuildTar(es, testimages.Ending{})), EncodeOptions{})
+		if !errors.As(err, &u) || u.Code != CodeHardlinkMissing {
+			t.Errorf("hard link %q -> %q: %v", es[0].Name, es[0].Linkname, err)
+		}
+	}
 	// Missing prioritized file.
 	l, _ = testimages.LayerByName(testimages.LayerBasic)
 	_, err = Encode(context.Background(), io.Discard, bytes.NewReader(l.Tar), EncodeOptions{PrioritizedFiles: []string{"no/such/file"}})
