@@ -466,6 +466,10 @@ func (s *chunkStore) add(j *chunkJob) {
 // Reading the tar stream into the tree.
 // ---------------------------------------------------------------------------
 
+// maxWriteSymlinkLen is the longest symlink target a Linux filesystem holds
+// (PATH_MAX with its NUL): the kernel cuts longer EROFS targets to 4095 bytes.
+const maxWriteSymlinkLen = MaxSymlinkLen - 1
+
 // stargzMetadata are the eStargz files nydus-image leaves out (builder
 // TarBuilder::is_stargz_special_files).
 var stargzMetadata = map[string]bool{"stargz.index.json": true, ".prefetch.landmark": true, ".no.prefetch.landmark": true}
@@ -602,8 +606,8 @@ func (p *packer) entry(tr *tar.Reader, hdr *tar.Header) error {
 			return err
 		}
 	case ModeSymlink:
-		if len(hdr.Linkname) == 0 || len(hdr.Linkname) > MaxSymlinkLen || strings.IndexByte(hdr.Linkname, 0) >= 0 {
-			return packErr(CodeSymlinkTarget, hdr.Name, "symlink target of %d bytes (want 1..%d, no NUL)", len(hdr.Linkname), MaxSymlinkLen)
+		if len(hdr.Linkname) == 0 || len(hdr.Linkname) > maxWriteSymlinkLen || strings.IndexByte(hdr.Linkname, 0) >= 0 {
+			return packErr(CodeSymlinkTarget, hdr.Name, "symlink target of %d bytes (want 1..%d, no NUL)", len(hdr.Linkname), maxWriteSymlinkLen)
 		}
 		in.target = hdr.Linkname
 	case ModeChar, ModeBlock:

@@ -24,7 +24,8 @@ const (
 	CodeNotADirectory = "NOT_A_DIRECTORY"
 	// CodeNameTooLong: a path component over 255 bytes.
 	CodeNameTooLong = "NAME_TOO_LONG"
-	// CodeSymlinkTarget: an empty symlink target or one over 4096 bytes.
+	// CodeSymlinkTarget: an empty symlink target or one over 4095 bytes (what
+	// Linux can read back).
 	CodeSymlinkTarget = "SYMLINK_TARGET"
 	// CodeXattr: an xattr RAFS cannot store (namespace other than user., trusted.,
 	// security., system.posix_acl_*; name over 255 or value over 65535 bytes;

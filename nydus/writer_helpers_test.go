@@ -317,18 +317,12 @@ func dirTree(t testing.TB, root string, withXattrs bool) (tree.Tree, string) {
 			}
 			s := sha256.Sum256(b)
 			n.Type, n.Size, n.SHA256 = tar.TypeReg, int64(len(b)), hex.EncodeToString(s[:])
-			if st.Nlink > 1 {
-				byIno[st.Ino] = append(byIno[st.Ino], rel)
-			}
 		case m.IsDir():
 			n.Type = tar.TypeDir
 		case m&fs.ModeSymlink != 0:
 			n.Type = tar.TypeSymlink
 			if n.Linkname, err = os.Readlink(p); err != nil {
 				return err
-			}
-			if st.Nlink > 1 {
-				byIno[st.Ino] = append(byIno[st.Ino], rel)
 			}
 		case m&fs.ModeCharDevice != 0, m&fs.ModeDevice != 0:
 			n.Type = tar.TypeBlock
@@ -342,6 +336,9 @@ func dirTree(t testing.TB, root string, withXattrs bool) (tree.Tree, string) {
 			n.Type = tar.TypeFifo
 		default:
 			return fmt.Errorf("%s: unexpected mode %v", rel, m)
+		}
+		if n.Type != tar.TypeDir && st.Nlink > 1 {
+			byIno[st.Ino] = append(byIno[st.Ino], rel)
 		}
 		if withXattrs && n.Type != tar.TypeSymlink {
 			for _, x := range listXattrs(t, p) {
