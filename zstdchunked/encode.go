@@ -13,6 +13,7 @@ import (
 	"hash/crc64"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,6 +32,10 @@ type EncodeOptions struct {
 	// 0 means 3, zstd's default. (compressor.ZstdCompressor's own default,
 	// when it gets a nil level, is 10.)
 	Level int
+	// Parallelism is the number of goroutines compressing frames: 0 means
+	// GOMAXPROCS, 1 the sequential writer (one zstd.Encoder on the calling
+	// goroutine, as the reference). Every value writes the same bytes.
+	Parallelism int
 }
 
 // EncodeResult describes what Encode wrote.
@@ -117,18 +122,6 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 
 	bw := bufio.NewWriterSize(w, 1<<20)
 	out := &countWriter{w: bw, h: sha256.New()}
-	fw := &frameWriter{out: out, diff: sha256.New()}
-	var err error
-	if fw.enc, err = newEncoder(out); err != nil {
-		return nil, err
-	}
-	// Close releases the encoders' goroutines on error paths; it is harmless
-	// after a successful Close.
-	defer func() {
-		if fw.enc != nil {
-			fw.enc.Close()
-		}
-	}()
 
 	// tar-split: JSON lines -> zstd (same level) -> memory + digest.
 	var tsCompressed bytes.Buffer
@@ -147,25 +140,51 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 
 	st := &encodeState{
 		ctx:    ctx,
-		fw:     fw,
 		packer: packer,
 		seen:   map[string]struct{}{},
-		in:     bufio.NewReaderSize(tarStream, inputBufSize),
 	}
+	workers := opts.Parallelism
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers <= 1 {
+		seq, err := newSeqOutput(out, newEncoder)
+		if err != nil {
+			return nil, err
+		}
+		st.out = seq
+		st.in = bufio.NewReaderSize(tarStream, inputBufSize)
+	} else {
+		par, err := newParOutput(out, newEncoder, level, workers)
+		if err != nil {
+			return nil, err
+		}
+		st.out = par
+		ra := newReadAhead(tarStream)
+		defer ra.stop()
+		st.in = ra
+	}
+	// abort releases the encoders and goroutines on error paths; it is
+	// harmless after a successful end.
+	defer st.out.abort()
 	st.rec = &recordingReader{r: st.in, max: maxHeaderBytes}
 	st.tr = tar.NewReader(st.rec)
 	st.tr.RawAccounting = true
 
-	entries, err := st.walk()
+	if err := st.walk(); err != nil {
+		return nil, err
+	}
+	entries, diffID, usize, err := st.out.end()
 	if err != nil {
 		return nil, err
 	}
 	if err := tsEnc.Close(); err != nil {
 		return nil, err
 	}
-	// Both encoders are done (walk closed the last frame); drop them before
-	// the TOC encoder allocates its own 16 MiB history.
-	fw.enc, st.fw, tsEnc = nil, nil, nil
+	// The frame encoders are done; drop them before the TOC encoder
+	// allocates its own 16 MiB history.
+	st.out.abort()
+	st.out, tsEnc = nil, nil
 
 	// TOC, tar-split and footer: minimal.WriteZstdChunkedManifest.
 	toc := TOC{Version: 1, Entries: entries, TarSplitDigest: tsDigester.Digest()}
@@ -222,8 +241,8 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 			AnnotationTarSplitPosition: fmt.Sprintf("%d:%d:%d", tsOffset, len(tsData), tsCounter.n),
 		},
 		TOCDigest:        tocDigest,
-		DiffID:           digest.NewDigest(digest.SHA256, fw.diff),
-		UncompressedSize: fw.usize,
+		DiffID:           diffID,
+		UncompressedSize: usize,
 		CompressedSize:   out.n,
 		Digest:           digest.NewDigest(digest.SHA256, out.h),
 	}
@@ -262,6 +281,33 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// frameOutput is the compressing side of the writer, driven by walk: it
+// receives the tar bytes that are not payload, each file's payload through a
+// frameSink (the chunker's cuts), the finished TOC entry of each tar entry and
+// the bytes after the end of the archive. seqOutput compresses on the calling
+// goroutine; parOutput (parallel.go) on a pool of workers.
+type frameOutput interface {
+	// header appends non-payload tar bytes to the current frame.
+	header(p []byte) error
+	// beginFile returns the sink for the payload of the next entry.
+	beginFile() frameSink
+	// endFile ends the entry whose payload went to the sink; main is its TOC
+	// entry without offsets, digest and chunk fields, which the output fills
+	// in once the frames are placed.
+	endFile(main FileMetadata) error
+	// closeLast writes what the current frame holds, then the trailer with
+	// Encoder.ReadFrom (as io.Copy does in the reference), and closes the
+	// last frame. The trailer reader calls countTrailer for its bytes.
+	closeLast(trailer io.Reader) error
+	countTrailer(p []byte)
+	// end returns the TOC entries, the diff_id and the uncompressed size
+	// once every frame is written.
+	end() ([]FileMetadata, digest.Digest, int64, error)
+	// abort releases encoders and goroutines; it may be called more than
+	// once, also after end.
+	abort()
+}
+
 // frameWriter is the sequential compressing side: one zstd.Encoder, a frame
 // per restart, like c/storage's restartCompression.
 type frameWriter struct {
@@ -292,6 +338,89 @@ func (f *frameWriter) restart() (int64, error) {
 	return off, nil
 }
 
+// seqOutput is the sequential frameOutput.
+type seqOutput struct {
+	fw       *frameWriter
+	frames   payloadFrames
+	fileHash hash.Hash
+	entries  []FileMetadata
+}
+
+func newSeqOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error)) (*seqOutput, error) {
+	enc, err := newEncoder(out)
+	if err != nil {
+		return nil, err
+	}
+	return &seqOutput{fw: &frameWriter{enc: enc, out: out, diff: sha256.New()}, fileHash: sha256.New()}, nil
+}
+
+func (o *seqOutput) header(p []byte) error { return o.fw.write(p) }
+
+func (o *seqOutput) beginFile() frameSink {
+	o.frames.reset(o.fw)
+	o.fileHash.Reset()
+	o.frames.fileHash = o.fileHash
+	return &o.frames
+}
+
+func (o *seqOutput) endFile(main FileMetadata) error {
+	frames := &o.frames
+	if frames.written > 0 {
+		main.Digest = digest.NewDigest(digest.SHA256, o.fileHash).String()
+	}
+	main.Offset = frames.startOffset
+	main.EndOffset = frames.lastOffset
+	o.entries = appendEntries(o.entries, main, frames.chunks)
+	return nil
+}
+
+// appendEntries appends the TOC entries of one tar entry: main, and for a
+// file of several chunks one "chunk" entry per further chunk, the chunk
+// fields going to main for chunk 0 (minimal.NewFileMetadata + the
+// compressor's chunk loop).
+func appendEntries(entries []FileMetadata, main FileMetadata, chunks []chunkInfo) []FileMetadata {
+	first := len(entries)
+	entries = append(entries, main)
+	for i := 1; i < len(chunks); i++ {
+		entries = append(entries, FileMetadata{Type: TypeChunk, Name: main.Name, ChunkOffset: chunks[i].chunkOffset})
+	}
+	if len(chunks) > 1 {
+		for i := range chunks {
+			e := &entries[first+i]
+			e.ChunkSize = chunks[i].size
+			e.Offset = chunks[i].offset
+			e.ChunkDigest = chunks[i].digest
+			if chunks[i].zeros {
+				e.ChunkType = ChunkTypeZeros
+			}
+		}
+	}
+	return entries
+}
+
+func (o *seqOutput) closeLast(trailer io.Reader) error {
+	if _, err := o.fw.enc.ReadFrom(trailer); err != nil {
+		return err
+	}
+	return o.fw.enc.Close()
+}
+
+func (o *seqOutput) countTrailer(p []byte) {
+	o.fw.diff.Write(p)
+	o.fw.usize += int64(len(p))
+}
+
+func (o *seqOutput) end() ([]FileMetadata, digest.Digest, int64, error) {
+	return o.entries, digest.NewDigest(digest.SHA256, o.fw.diff), o.fw.usize, nil
+}
+
+func (o *seqOutput) abort() {
+	if o.fw.enc != nil {
+		o.fw.enc.Close()
+		o.fw.enc = nil
+	}
+}
+
 type chunkInfo struct {
 	chunkOffset int64
 	offset      int64
@@ -310,6 +439,7 @@ type payloadFrames struct {
 	written         int64 // payload bytes so far
 	lastChunkOffset int64 // payload offset where the current frame starts
 	chunkHash       hash.Hash
+	fileHash        hash.Hash
 	chunks          []chunkInfo
 }
 
@@ -342,6 +472,7 @@ func (p *payloadFrames) data(b []byte) error {
 		return err
 	}
 	p.chunkHash.Write(b)
+	p.fileHash.Write(b)
 	p.written += int64(len(b))
 	return p.fw.write(b)
 }
@@ -411,10 +542,10 @@ func (r *recordingReader) stop() []byte {
 
 type encodeState struct {
 	ctx        context.Context
-	fw         *frameWriter
+	out        frameOutput
 	packer     storage.Packer
 	seen       map[string]struct{}
-	in         *bufio.Reader
+	in         io.Reader
 	rec        *recordingReader
 	tr         *tar.Reader
 	deviations []string
@@ -430,20 +561,17 @@ var tarTypes = map[byte]string{
 	tar.TypeSymlink: TypeSymlink,
 }
 
-// walk streams the tar into frames and the tar-split and returns the TOC
-// entries. It mirrors compressor.writeZstdChunkedStream together with
-// tar-split's asm.runInputTarStream, on a single tar parse.
-func (s *encodeState) walk() ([]FileMetadata, error) {
-	var entries []FileMetadata
+// walk streams the tar into frames, TOC entries and the tar-split. It
+// mirrors compressor.writeZstdChunkedStream together with tar-split's
+// asm.runInputTarStream, on a single tar parse.
+func (s *encodeState) walk() error {
 	buf := make([]byte, payloadBufSize)
 	crc := crc64.New(storage.CRCTable)
-	fileHash := sha256.New()
-	var frames payloadFrames
 	var ck chunker
 
 	for {
 		if err := s.ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		pad := s.tr.ExpectedPadding()
 		s.rec.start()
@@ -456,65 +584,60 @@ func (s *encodeState) walk() ([]FileMetadata, error) {
 					s.deviations = append(s.deviations, fmt.Sprintf(
 						"the tar ends inside the padding of its last entry (%d of %d padding bytes present); compressor.ZstdCompressor drops them and changes the diff_id, Encode keeps them", len(recorded), pad))
 				}
-				return entries, s.finish(recorded)
+				return s.finish(recorded)
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) && len(recorded) > int(pad) && leadingZeros(recorded[pad:]) == len(recorded)-int(pad) {
 				s.deviations = append(s.deviations, fmt.Sprintf(
 					"the tar ends inside its end-of-archive blocks (%d zero bytes after the last entry); compressor.ZstdCompressor fails on it, Encode keeps them", len(recorded)-int(pad)))
-				return entries, s.finish(recorded)
+				return s.finish(recorded)
 			}
 			if err == errHeaderTooLarge {
-				return nil, fmt.Errorf("reading tar: %w", err)
+				return fmt.Errorf("reading tar: %w", err)
 			}
-			return nil, fmt.Errorf("reading tar header: %w", err)
+			return fmt.Errorf("reading tar header: %w", err)
 		}
 		if err := s.checkRepresentable(hdr); err != nil {
-			return nil, err
+			return err
 		}
 		if !bytes.Equal(raw, recorded) {
 			// Not expected: the tar-split reader accounts for every header byte.
-			return nil, fmt.Errorf("internal error: raw header bytes of %q disagree with the bytes read", hdr.Name)
+			return fmt.Errorf("internal error: raw header bytes of %q disagree with the bytes read", hdr.Name)
 		}
 
 		// Header bytes (with the previous padding) go into the current frame and
 		// into a tar-split segment.
-		if err := s.fw.write(recorded); err != nil {
-			return nil, err
+		if err := s.out.header(recorded); err != nil {
+			return err
 		}
 		if len(recorded) > 0 {
 			if _, err := s.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: recorded}); err != nil {
-				return nil, err
+				return err
 			}
 		}
 
 		// Payload.
-		frames.reset(s.fw)
-		ck.reset(&frames)
+		ck.reset(s.out.beginFile())
 		crc.Reset()
-		fileHash.Reset()
-		var read int64
 		for {
 			n, rerr := s.tr.Read(buf)
 			if n > 0 {
-				read += int64(n)
 				crc.Write(buf[:n])
-				fileHash.Write(buf[:n])
 				if err := ck.feed(buf[:n]); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			if rerr == io.EOF {
 				break
 			}
 			if rerr != nil {
-				return nil, fmt.Errorf("reading payload of %q: %w", hdr.Name, rerr)
+				return fmt.Errorf("reading payload of %q: %w", hdr.Name, rerr)
 			}
 			if err := s.ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if err := ck.finish(); err != nil {
-			return nil, err
+			return err
 		}
 
 		fe := storage.Entry{Type: storage.FileType, Size: hdr.Size}
@@ -523,31 +646,10 @@ func (s *encodeState) walk() ([]FileMetadata, error) {
 		}
 		fe.SetName(hdr.Name)
 		if _, err := s.packer.AddEntry(fe); err != nil {
-			return nil, err
+			return err
 		}
-
-		main := newFileMetadata(hdr)
-		if read > 0 {
-			main.Digest = digest.NewDigest(digest.SHA256, fileHash).String()
-		}
-		main.Offset = frames.startOffset
-		main.EndOffset = frames.lastOffset
-		first := len(entries)
-		entries = append(entries, main)
-		chunks := frames.chunks
-		for i := 1; i < len(chunks); i++ {
-			entries = append(entries, FileMetadata{Type: TypeChunk, Name: hdr.Name, ChunkOffset: chunks[i].chunkOffset})
-		}
-		if len(chunks) > 1 {
-			for i := range chunks {
-				e := &entries[first+i]
-				e.ChunkSize = chunks[i].size
-				e.Offset = chunks[i].offset
-				e.ChunkDigest = chunks[i].digest
-				if chunks[i].zeros {
-					e.ChunkType = ChunkTypeZeros
-				}
-			}
+		if err := s.out.endFile(newFileMetadata(hdr)); err != nil {
+			return err
 		}
 	}
 }
@@ -556,7 +658,7 @@ func (s *encodeState) walk() ([]FileMetadata, error) {
 // tar reader consumed, then everything left in the input, and closes the last
 // frame.
 func (s *encodeState) finish(recorded []byte) error {
-	if err := s.fw.write(recorded); err != nil {
+	if err := s.out.header(recorded); err != nil {
 		return err
 	}
 	if len(recorded) > 0 {
@@ -566,10 +668,10 @@ func (s *encodeState) finish(recorded []byte) error {
 	}
 	// The reference does io.Copy(zstdWriter, rest), i.e. Encoder.ReadFrom.
 	tr := &trailerReader{s: s, buf: make([]byte, TarSplitSegmentSize)}
-	if _, err := s.fw.enc.ReadFrom(tr); err != nil {
+	if err := s.out.closeLast(tr); err != nil {
 		return fmt.Errorf("reading the bytes after the end of the archive: %w", err)
 	}
-	return s.fw.enc.Close()
+	return nil
 }
 
 // trailerReader serves the bytes after the end-of-archive blocks to
@@ -603,8 +705,7 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 		if _, err := t.s.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: seg}); err != nil {
 			return 0, err
 		}
-		t.s.fw.diff.Write(seg)
-		t.s.fw.usize += int64(n)
+		t.s.out.countTrailer(seg)
 		t.pos, t.end = 0, n
 	}
 	n := copy(p, t.buf[t.pos:t.end])
