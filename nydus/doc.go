@@ -1,5 +1,5 @@
-// Package nydus reads Nydus images (RAFS v6) in pure Go: bootstraps, the
-// per-layer blobs a registry holds, and the chunks of files in them. The
+// Package nydus reads and writes Nydus images (RAFS v6) in pure Go: bootstraps,
+// the per-layer blobs a registry holds, and the chunks of files in them. The
 // package is the whole format in one place: layout.go holds every on-disk
 // structure and constant with its byte layout (usable by a writer too), and
 // this comment describes how the pieces fit, so the package doubles as the
@@ -103,9 +103,80 @@
 //	nydus.toc-digest    TOC digest vs blob table; TOC entry digests vs section contents
 //	nydus.prefetch      prefetch table
 //
+// # Writing: Pack, Merge, BootstrapLayerTar
+//
+// Pack turns one OCI layer (its uncompressed tar) into the blob layer
+// nydus-snapshotter's converter gets from nydus-image create --type tar-rafs
+// --fs-version 6 --blob-inline-meta --features blob-toc --whiteout-spec none;
+// Merge builds the image's bootstrap from the layers' bootstraps (nydus-image
+// merge); BootstrapLayerTar packs it as the image's last layer. What they write:
+//
+//   - Blob: chunk data, blob.meta, blob.digest, image.boot, rafs.blob.toc, each
+//     followed by nydus-image's GNU section header; blob features 0x70000023
+//     (ALIGNED, INLINED_FS_META, INLINED_CHUNK_DIGEST, HAS_TAR_HEADER, HAS_TOC,
+//     CAP_TAR_TOC), ci array V1, compressed like the chunks when that shrinks
+//     it; bootstrap zstd-compressed (raw if that does not shrink it); TOC entries
+//     image.blob (digest of the data and its header, offset 0), blob.meta,
+//     blob.meta.header, blob.digest, image.boot. A layer without file data has
+//     only image.boot and the TOC, and no blob in its bootstrap.
+//   - Blob id: the sha256 of the whole blob, computed while writing. The inlined
+//     bootstrap names its blob "x"×64 (as nydus-image ≥ 2.3), so the id does not
+//     depend on itself; Merge writes the real id into the device and blob tables
+//     (and, knowing the blob, its size and TOC digest, as nydus-image merge does
+//     when it can read the blob).
+//   - Chunks: files are cut at the chunk size (default 1 MiB); each chunk is
+//     compressed alone (one zstd frame without checksum, level 3 by default; a
+//     raw LZ4 block; or none) and stored raw when that does not shrink it.
+//     Identical chunks (same blake3/sha256 digest) are stored once per blob, so
+//     a blob depends on its layer only. Uncompressed offsets are 4 KiB aligned.
+//     Chunk table entries carry CRC32C (HAS_CRC32), as nydus-image ≥ 2.3.1 writes.
+//   - Bootstrap: the layout of nydus-image (root nid 128, extended 64-byte
+//     inodes only, inline xattrs sorted by name, directories and symlinks
+//     inline after their inode when they fit the same 4 KiB block and in
+//     FLAT_PLAIN blocks otherwise, chunk indexes with the filesystem chunk size,
+//     chunk table sorted by digest, prefetch nids, flat-device addresses aligned
+//     to 512 KiB, superblock flags compressor|digester|EXPLICIT_UID_GID|HAS_XATTR|
+//     INLINED_CHUNK_DIGEST — no ENCRYPTION_NONE, which nydusd before encryption
+//     support refuses). Inodes are laid out breadth first with names sorted.
+//
+// Where Pack differs from nydus-image, on purpose: mtimes keep their
+// nanoseconds (tar-rafs drops them); hard links to symlinks, devices and fifos
+// are kept (nydus-image refuses them); symlink targets longer than 4095 bytes,
+// xattrs outside user./trusted./security./system.posix_acl_*, device numbers
+// over 12:20 bits and ids over 32 bits are refused with a *PackError (code
+// SYMLINK_TARGET, XATTR, DEVICE_NUMBER, ID_RANGE). A path given twice is
+// extracted as tar does (the last entry wins; a directory again only changes
+// metadata), or refused with RejectDuplicates (DUPLICATE_PATH); a PAX global
+// header is ignored when it carries only comment/charset records and refused
+// otherwise (PAX_GLOBAL_HEADER). OCI whiteouts stay plain files in a layer's
+// bootstrap and are applied by Merge. Directories the tar implies but never
+// names get mode 0755, owner 0:0, mtime 0 (as nydus-image); Merge keeps a
+// lower layer's metadata for them when it knows them (PackResult.ImplicitDirs),
+// where nydus-image merge lets them override it.
+//
+// Streaming and memory: chunk data is written to the output as the tar is
+// read (it comes first in the blob), so nothing is spooled to disk; the tree,
+// the chunk list (about 100 bytes per unique chunk) and the bootstrap are kept
+// in memory until the end. Digesting and compressing run on Concurrency
+// goroutines (default GOMAXPROCS) with at most 2·Concurrency+2 chunks in
+// flight; chunks are stored in tar order, so the output is the same for any
+// concurrency. Equal inputs and options give equal bytes: no clocks, no map
+// order, fixed encoder settings (github.com/klauspost/compress/zstd; LZ4 and
+// BLAKE3 are this package's own).
+//
+// Merge follows nydus-image merge: the layers' trees are overlaid bottom up;
+// in each layer ".wh.<name>" removes <name> and ".wh..wh..opq" empties its
+// directory in the layers below before the layer's entries are added; a
+// directory over a directory takes the upper metadata and merges contents,
+// anything else replaces what was there. Hard links keep sharing an inode,
+// nlink is recounted. The blob table lists, in layer order, the blobs files
+// still use. Chunk size and digester must agree across layers.
+//
 // # Not supported
 //
 // RAFS v5 (refused with ErrRAFSV5), tarfs mode, zran/gzip ("OCI-ref") chunks,
 // batch chunks, encrypted blobs, EROFS compressed layouts and shared xattrs:
-// each gives an error wrapping ErrUnsupported when reached.
+// each gives an error wrapping ErrUnsupported when reached. The writer does
+// not write these, nor chunk dictionaries, nor nydus-image's per-file
+// "next power of two" chunk size (an optional page-cache optimisation).
 package nydus
