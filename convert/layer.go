@@ -204,11 +204,14 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		tarStream = stripped
 	}
 	var linkCheck <-chan error
+	var tee *teeCloser
 	if plan.To.Kind == layerformat.Estargz {
-		tarStream, linkCheck = checkHardlinks(ctx, tarStream)
+		tee, linkCheck = checkHardlinks(ctx, tarStream)
+		tarStream = tee
 	}
 	enc, err := layerformat.Encode(ctx, plan.To.Kind, out, tarStream, c.encodeOptions())
-	if linkCheck != nil {
+	if tee != nil {
+		tee.w.CloseWithError(io.EOF) // the encoder may stop early: end the scan's input either way
 		if lerr := <-linkCheck; lerr != nil && err == nil {
 			return nil, manifestedit.Refuse(manifestedit.HardlinkMissing, j.desc.Digest.String(),
 				fmt.Sprintf("eStargz cannot represent this layer: %v", lerr),
@@ -412,7 +415,7 @@ func (s *sizeLimitReader) err() error {
 // checkHardlinks tees a tar stream into a tar safety scan and reports (once the stream has been
 // read) a hard link whose target is not an earlier entry of the layer, which eStargz's TOC cannot
 // resolve.
-func checkHardlinks(ctx context.Context, r io.Reader) (io.Reader, <-chan error) {
+func checkHardlinks(ctx context.Context, r io.Reader) (*teeCloser, <-chan error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
