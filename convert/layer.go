@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -224,6 +225,13 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 			return nil, manifestedit.Refuse(manifestedit.Code(content.Code), j.desc.Digest.String(),
 				fmt.Sprintf("%s cannot represent this layer: %s", plan.To.Kind, content.Error()),
 				"convert to gzip or zstd instead, or fix the layer")
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader) {
+			// The source blob arrived whole (its digest is checked as it is read), so a tar that
+			// ends early or has a broken header is the layer's own defect: retrying cannot help.
+			return nil, manifestedit.Refuse(manifestedit.MalformedTar, j.desc.Digest.String(),
+				fmt.Sprintf("%s needs to read every tar entry, and the layer's tar is malformed: %v", plan.To.Kind, err),
+				"fmtconv verify shows the defect; convert to gzip or zstd, which keep the stream as it is")
 		}
 		return nil, fmt.Errorf("encoding to %s: %w", plan.To, err)
 	}

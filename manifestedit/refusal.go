@@ -60,6 +60,9 @@ const (
 	// HardlinkMissing: a hard link whose target is not an earlier entry of the layer, which
 	// eStargz's TOC cannot resolve.
 	HardlinkMissing Code = "HARDLINK_MISSING"
+	// MalformedTar: the layer's tar stream is broken (truncated entry, bad header) and the target
+	// format must read every entry to build its TOC.
+	MalformedTar Code = "MALFORMED_TAR"
 	// LayerTooLarge: a layer decompresses beyond --max-layer-size or beyond the size its format
 	// declares (a compression bomb, or a corrupt layer).
 	LayerTooLarge Code = "LAYER_TOO_LARGE"
