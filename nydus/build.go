@@ -69,12 +69,24 @@ type wChunk struct {
 }
 
 // wBlob is one blob of the bootstrap's blob table with the chunks files may
-// reference, by ci index (ChunkInfo.Index must be the ci index; BlobIndex is
-// set by the writer). Only referenced chunks go into the chunk table.
+// reference, by ci index: all of them in chunks (Pack), or those a layer's
+// chunk table lists in byCI (Merge). ChunkInfo.Index is the ci index;
+// BlobIndex is set by the writer. Only referenced chunks go into the chunk table.
 type wBlob struct {
 	entry  BlobEntry
 	chunks []ChunkInfo
-	has    []bool // chunks[i] is known (Merge: from the layer's chunk table); nil = all
+	byCI   map[uint32]*ChunkInfo
+}
+
+// chunk returns the chunk with ci index ci, nil if unknown.
+func (b *wBlob) chunk(ci uint32) *ChunkInfo {
+	if b.byCI != nil {
+		return b.byCI[ci]
+	}
+	if uint64(ci) < uint64(len(b.chunks)) {
+		return &b.chunks[ci]
+	}
+	return nil
 }
 
 type bootParams struct {
@@ -300,8 +312,7 @@ func writeBootstrap(p *bootParams) ([]byte, error) {
 			if int(c.blob) >= nblobs {
 				return nil, fmt.Errorf("nydus: chunk refers to blob %d of %d", c.blob, nblobs)
 			}
-			b := &p.blobs[c.blob]
-			if int(c.ci) >= len(b.chunks) || (b.has != nil && !b.has[c.ci]) {
+			if p.blobs[c.blob].chunk(c.ci) == nil {
 				return nil, fmt.Errorf("nydus: chunk refers to unknown ci %d of blob %d", c.ci, c.blob)
 			}
 			if k := (ref{c.blob, c.ci}); !used[k] {
@@ -311,7 +322,7 @@ func writeBootstrap(p *bootParams) ([]byte, error) {
 		}
 	}
 	slices.SortFunc(refs, func(a, b ref) int {
-		if c := bytes.Compare(p.blobs[a.blob].chunks[a.ci].Digest[:], p.blobs[b.blob].chunks[b.ci].Digest[:]); c != 0 {
+		if c := bytes.Compare(p.blobs[a.blob].chunk(a.ci).Digest[:], p.blobs[b.blob].chunk(b.ci).Digest[:]); c != 0 {
 			return c
 		}
 		if a.blob != b.blob {
@@ -355,7 +366,7 @@ func writeBootstrap(p *bootParams) ([]byte, error) {
 		case in.isReg():
 			pos = alignUp64(pos, ChunkIndexSize)
 			for _, c := range in.chunks {
-				ci := &p.blobs[c.blob].chunks[c.ci]
+				ci := p.blobs[c.blob].chunk(c.ci)
 				idx := NewChunkIndex(c.blob, c.ci, uint32(ci.UncompressedOffset/BlockSize))
 				idx.AppendBinary(b[pos:pos])
 				pos += ChunkIndexSize
@@ -368,7 +379,7 @@ func writeBootstrap(p *bootParams) ([]byte, error) {
 		in.data = nil
 	}
 	for i, r := range refs {
-		c := p.blobs[r.blob].chunks[r.ci]
+		c := *p.blobs[r.blob].chunk(r.ci)
 		c.BlobIndex, c.Index = r.blob, r.ci
 		o := chunkTableOff + int64(i)*ChunkInfoSize
 		c.AppendBinary(b[o:o])

@@ -175,7 +175,7 @@ func (m *merger) addLayer(li int, l *LayerBootstrap) error {
 	if f.ext.Flags.Compressor() == CompressUnknown {
 		return mergeErr(li, "superblock flags %#x name no single compressor", uint64(f.ext.Flags))
 	}
-	m.flags = f.ext.Flags & (flagCompressionMask | flagHashMask | FlagExplicitUIDGID | FlagEncryptionNone)
+	m.flags = f.ext.Flags & (flagCompressionMask | flagHashMask | FlagExplicitUIDGID)
 
 	// this layer's blobs in the merged blob list
 	local := make([]int, len(f.blobs))
@@ -214,22 +214,25 @@ func (m *merger) addLayer(li int, l *LayerBootstrap) error {
 		}
 		local[i] = len(m.blobs)
 		m.byID[id] = len(m.blobs)
-		m.blobs = append(m.blobs, wBlob{entry: e, chunks: make([]ChunkInfo, e.ChunkCount), has: make([]bool, e.ChunkCount)})
+		m.blobs = append(m.blobs, wBlob{entry: e, byCI: map[uint32]*ChunkInfo{}})
 	}
 	// chunk details come from the layer's chunk table
 	_, infos, err := f.chunkTable()
 	if err != nil {
 		return &PackError{Code: CodeMergeInput, Msg: fmt.Sprintf("layer %d: chunk table", li), Err: err}
 	}
-	for _, c := range infos {
+	for i := range infos {
+		c := &infos[i]
 		if int(c.BlobIndex) >= len(local) {
 			return mergeErr(li, "chunk table entry names blob %d of %d", c.BlobIndex, len(local))
 		}
 		b := &m.blobs[local[c.BlobIndex]]
-		if c.Index >= uint32(len(b.chunks)) {
-			return mergeErr(li, "chunk table entry names ci %d of %d", c.Index, len(b.chunks))
+		if c.Index >= b.entry.ChunkCount {
+			return mergeErr(li, "chunk table entry names ci %d of %d", c.Index, b.entry.ChunkCount)
 		}
-		b.chunks[c.Index], b.has[c.Index] = c, true
+		if _, dup := b.byCI[c.Index]; !dup {
+			b.byCI[c.Index] = c
+		}
 	}
 	upper, err := m.layerTree(li, f, local)
 	if err != nil {
@@ -298,13 +301,13 @@ func (m *merger) layerTree(li int, f *FS, local []int) (*wInode, error) {
 					return nil, &PackError{Code: CodeMergeInput, Path: p, Msg: fmt.Sprintf("layer %d: chunk %d names device %d of %d", li, k, dev, len(local))}
 				}
 				bi := local[dev-1]
-				b := &m.blobs[bi]
 				ci := idx.CIIndex()
-				if ci >= uint32(len(b.chunks)) || !b.has[ci] {
+				c := m.blobs[bi].chunk(ci)
+				if c == nil {
 					return nil, &PackError{Code: CodeMergeInput, Path: p, Msg: fmt.Sprintf("layer %d: chunk %d (blob %d, ci %d) has no chunk table entry", li, k, dev-1, ci)}
 				}
-				if b.chunks[ci].UncompressedOffset != uint64(idx.BlkAddr)*BlockSize {
-					return nil, &PackError{Code: CodeMergeInput, Path: p, Msg: fmt.Sprintf("layer %d: chunk %d: block %d but the chunk table's uncompressed offset is %d", li, k, idx.BlkAddr, b.chunks[ci].UncompressedOffset)}
+				if c.UncompressedOffset != uint64(idx.BlkAddr)*BlockSize {
+					return nil, &PackError{Code: CodeMergeInput, Path: p, Msg: fmt.Sprintf("layer %d: chunk %d: block %d but the chunk table's uncompressed offset is %d", li, k, idx.BlkAddr, c.UncompressedOffset)}
 				}
 				w.chunks[k] = wChunk{blob: uint32(bi), ci: ci}
 			}
