@@ -7,15 +7,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	upstream "github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/fmtconv/fmtconv/convert"
+	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/internal/testenv"
 	"github.com/fmtconv/fmtconv/internal/tree"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/transport"
+	"github.com/fmtconv/fmtconv/verify"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -225,4 +228,23 @@ func TestEstargzPartialPullByPodman(t *testing.T) {
 	if len(fallbacks) > 0 || partial != len(rep.Layers) {
 		t.Fatalf("podman pulled %d of %d layers partially; fallbacks: %v", partial, len(rep.Layers), fallbacks)
 	}
+}
+
+// TestEstargzPrioritizedFilesAcrossLayers: one list of prioritized files serves a multi-layer
+// image: each layer puts first the ones it holds.
+func TestEstargzPrioritizedFilesAcrossLayers(t *testing.T) {
+	img := generated(t)["schema2"] // basic + whiteouts
+	o := opts(layerformat.Estargz)
+	o.EstargzPrioritizedFiles = []string{"bin/sh", "not/anywhere"}
+	out := "oci:" + t.TempDir() + ":x"
+	mustConvert(t, img.Ref, out, o)
+	res, err := verify.Inspect(context.Background(), out, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res.Manifests[0].Layers[0].Chunked.Details.(*estargz.Info)
+	if first.Landmark != estargz.PrefetchLandmark || !slices.Contains(first.PrioritizedFiles, "bin/sh") {
+		t.Fatalf("first layer: landmark %s, prioritized %v", first.Landmark, first.PrioritizedFiles)
+	}
+	mustVerify(t, out)
 }

@@ -44,6 +44,9 @@ type EncodeOptions struct {
 	// Prioritizing needs the whole tar before writing: its payloads are then
 	// spooled to a temporary file in TempDir.
 	PrioritizedFiles []string
+	// AllowPrioritizedNotFound skips prioritized paths the layer does not hold (a multi-layer
+	// image has each file in one layer only) instead of refusing the layer.
+	AllowPrioritizedNotFound bool
 	// TempDir is where the spool file goes ("" means os.TempDir()).
 	TempDir string
 }
@@ -539,7 +542,7 @@ func (e *encoder) spooled(in io.Reader) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	sorted, err := sortEntries(entries, e.opts.PrioritizedFiles)
+	sorted, err := sortEntries(entries, e.opts.PrioritizedFiles, e.opts.AllowPrioritizedNotFound)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,11 @@ type spoolEntry struct {
 // One difference: upstream also fails when a parent directory or a hard link
 // target of a prioritized file is not in the tar; here only the prioritized
 // paths themselves must exist (what is missing cannot be moved anyway).
-func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, error) {
+//
+// With allowMissing (ctr-remote's WithAllowPrioritizeNotFound, needed for multi-layer images
+// where a prioritized file lives in one layer only) a prioritized path absent from the tar is
+// skipped instead of refused.
+func sortEntries(entries []*spoolEntry, prioritized []string, allowMissing bool) ([]*spoolEntry, error) {
 	index := make(map[string]*spoolEntry, len(entries))
 	for _, se := range entries {
 		index[CleanEntryName(se.h.Name)] = se
@@ -71,7 +75,7 @@ func sortEntries(entries []*spoolEntry, prioritized []string) ([]*spoolEntry, er
 		return nil
 	}
 	for _, p := range prioritized {
-		if err := moveRec(p, true); err != nil {
+		if err := moveRec(p, !allowMissing); err != nil {
 			return nil, err
 		}
 	}

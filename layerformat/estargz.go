@@ -12,7 +12,9 @@ import (
 // The tar is rewritten (landmark first, TOC entry last), so the diff_id changes.
 func encodeEstargz(ctx context.Context, w io.Writer, tar io.Reader, o EncodeOptions) (*EncodeResult, error) {
 	res, err := estargz.Encode(ctx, w, tar, estargz.EncodeOptions{Level: o.Level, ChunkSize: o.EstargzChunkSize,
-		MinChunkSize: o.EstargzMinChunkSize, PrioritizedFiles: o.EstargzPrioritizedFiles, TempDir: o.TempDir})
+		MinChunkSize: o.EstargzMinChunkSize, PrioritizedFiles: o.EstargzPrioritizedFiles, TempDir: o.TempDir,
+		// Each layer takes the prioritized files it holds: one list serves a whole image.
+		AllowPrioritizedNotFound: true})
 	if err != nil {
 		var u *estargz.UnsupportedInputError
 		if errors.As(err, &u) {
