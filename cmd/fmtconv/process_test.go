@@ -1,10 +1,13 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fmtconv/fmtconv/internal/testimages"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -240,4 +244,63 @@ func isCompleteBlob(name, content string) bool {
 		return false
 	}
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(content))) == filepath.Base(name)
+}
+
+// TestScaleWithinMemoryBound: a 60-layer image and a layer of 100,000 files convert with the
+// process's peak RSS under the 256 MiB bound.
+func TestScaleWithinMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test skipped with -short")
+	}
+	dir := t.TempDir()
+	// 60 layers of a few files each.
+	var layers []testimages.LayerBlob
+	for i := 0; i < 60; i++ {
+		tar := testimages.MustBuildTar([]testimages.Entry{
+			testimages.Dir(fmt.Sprintf("l%02d", i), 0o755),
+			testimages.File(fmt.Sprintf("l%02d/data", i), 0o644, testimages.Random(uint64(i), 64<<10)),
+		}, testimages.Ending{Kind: testimages.EndEOF})
+		layers = append(layers, testimages.LayerBlob{Tar: tar, Compression: testimages.Gzip})
+	}
+	if _, err := testimages.WriteOCILayout(filepath.Join(dir, "many"), "x", testimages.ImageSpec{Layers: layers}); err != nil {
+		t.Fatal(err)
+	}
+	// One layer of 100,000 files, streamed into gzip (never a whole tar in memory).
+	var gz bytes.Buffer
+	h := sha256.New()
+	zw := gzip.NewWriter(&gz)
+	tw := tar.NewWriter(io.MultiWriter(zw, h))
+	for d := 0; d < 100; d++ {
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%03d/", d), Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)})
+		for f := 0; f < 1000; f++ {
+			body := []byte(fmt.Sprintf("%d/%d\n", d, f))
+			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%03d/f%04d", d, f), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)})
+			tw.Write(body)
+		}
+	}
+	tw.Close()
+	zw.Close()
+	diffID := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
+	if _, err := testimages.WriteOCILayout(filepath.Join(dir, "wide"), "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{{
+		Blob: gz.Bytes(), DiffID: diffID, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}}}); err != nil {
+		t.Fatal(err)
+	}
+	const bound = 256 << 20
+	for _, c := range []struct{ src, to string }{
+		{"many", "zstd:chunked"}, {"many", "estargz"}, {"wide", "zstd:chunked"}, {"wide", "estargz"}, {"wide", "zstd"},
+	} {
+		cmd := fmtconvProcess("convert", "oci:"+filepath.Join(dir, c.src)+":x", "oci:"+filepath.Join(dir, "out")+":"+c.src+strings.ReplaceAll(c.to, ":", "-"), "--to", c.to, "-q")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s to %s: %v\n%s", c.src, c.to, err, out)
+		}
+		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+		t.Logf("%s to %s: peak RSS %d MiB", c.src, c.to, rss>>20)
+		if rss > bound {
+			t.Errorf("%s to %s: peak RSS %d MiB, over the %d MiB bound", c.src, c.to, rss>>20, bound>>20)
+		}
+		if code, stdout, _ := fmtconv(t, "verify", "oci:"+filepath.Join(dir, "out")+":"+c.src+strings.ReplaceAll(c.to, ":", "-")); code != 0 {
+			t.Fatalf("%s to %s does not verify:\n%s", c.src, c.to, stdout)
+		}
+	}
 }
