@@ -3,6 +3,7 @@ package nydus
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -313,13 +314,16 @@ type packer struct {
 	files    int64
 
 	// chunk pipeline
-	bufs    sync.Pool
-	work    chan *chunkJob
-	pending chan *chunkJob
-	wg      sync.WaitGroup
-	done    chan struct{}
-	failed  atomic.Bool
-	store   chunkStore
+	zeros    []byte // chunkSize zero bytes
+	zeroOnce sync.Once
+	zeroJob  chunkJob // digest, crc and compressed form of a full zero chunk
+	bufs     sync.Pool
+	work     chan *chunkJob
+	pending  chan *chunkJob
+	wg       sync.WaitGroup
+	done     chan struct{}
+	failed   atomic.Bool
+	store    chunkStore
 }
 
 // chunkJob is one chunk on its way through the pipeline: read by the tar
@@ -340,6 +344,7 @@ type chunkJob struct {
 func (p *packer) start() {
 	cs := int(p.cfg.chunkSize)
 	p.bufs.New = func() any { b := make([]byte, cs+cs/128+1024); return &b }
+	p.zeros = make([]byte, cs)
 	inflight := min(2*p.cfg.workers+2, max(2, (256<<20)/(2*cs)))
 	p.pending = make(chan *chunkJob, inflight)
 	p.work = make(chan *chunkJob, inflight+2)
@@ -382,7 +387,7 @@ func (p *packer) worker() {
 	case CompressLZ4Block:
 		lz = new(lz4Encoder)
 	}
-	for j := range p.work {
+	process := func(j *chunkJob, cbuf []byte) {
 		data := (*j.buf)[:j.n]
 		if p.cfg.digester == DigestSHA256 {
 			j.digest = sha256.Sum256(data)
@@ -390,16 +395,34 @@ func (p *packer) worker() {
 			j.digest = blake3Sum256(data)
 		}
 		j.crc = crc32c(data)
-		if zenc != nil || lz != nil {
-			j.cbuf = p.bufs.Get().(*[]byte)
-		}
 		switch {
 		case zenc != nil:
-			if out := zenc.EncodeAll(data, (*j.cbuf)[:0]); len(out) < len(data) {
+			if out := zenc.EncodeAll(data, cbuf[:0]); len(out) < len(data) {
 				j.comp = out
 			}
 		case lz != nil:
-			j.comp = lz.compressBlock((*j.cbuf)[:0], data)
+			j.comp = lz.compressBlock(cbuf[:0], data)
+		}
+	}
+	for j := range p.work {
+		if j.n == len(p.zeros) && bytes.Equal((*j.buf)[:j.n], p.zeros) {
+			// full chunks of zeros (large sparse or preallocated files) are
+			// digested and compressed once per Pack
+			p.zeroOnce.Do(func() {
+				z := &p.zeroJob
+				z.buf, z.n = &p.zeros, len(p.zeros)
+				process(z, nil)
+				z.comp = bytes.Clone(z.comp)
+			})
+			j.digest, j.crc, j.comp = p.zeroJob.digest, p.zeroJob.crc, p.zeroJob.comp
+			close(j.done)
+			continue
+		}
+		if zenc != nil || lz != nil {
+			j.cbuf = p.bufs.Get().(*[]byte)
+			process(j, *j.cbuf)
+		} else {
+			process(j, nil)
 		}
 		close(j.done)
 	}

@@ -191,6 +191,57 @@ func TestPackEdgeCases(t *testing.T) {
 	}
 }
 
+// Sparse files (GNU and PAX sparse formats, as GNU tar --sparse writes them)
+// are read with their holes as zeros; full zero chunks are digested and
+// compressed once and stored once, so a large sparse file costs little.
+func TestPackSparseFiles(t *testing.T) {
+	gnutar := needTool(t, "tar")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size, at = 768 << 20, 300<<20 + 12345
+	if err := fh.Truncate(size); err == nil {
+		_, err = fh.WriteAt([]byte("data in the middle of a hole"), at)
+	}
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"gnu", "posix"} {
+		out, err := exec.Command(gnutar, "--sparse", "--format="+format, "--numeric-owner", "-cf", "-", "-C", src, "sparse").Output()
+		if err != nil {
+			t.Fatalf("tar: %v", err)
+		}
+		start := time.Now()
+		res, blob := pack(t, out, PackOptions{})
+		d := time.Since(start)
+		if res.FileBytes != size || res.ChunkRefs != size>>20 || res.Chunks != 2 {
+			t.Errorf("%s: file bytes %d, %d refs, %d chunks", format, res.FileBytes, res.ChunkRefs, res.Chunks)
+		}
+		f := openPacked(t, blob)
+		fl, err := f.Open("sparse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 40)
+		if _, err := fl.(interface {
+			ReadAt([]byte, int64) (int, error)
+		}).ReadAt(buf, at-6); err != nil || string(buf) != "\x00\x00\x00\x00\x00\x00data in the middle of a hole\x00\x00\x00\x00\x00\x00" {
+			t.Errorf("%s: read %q %v", format, buf, err)
+		}
+		if fs := VerifyLayer(bytes.NewReader(blob), int64(len(blob)), nil, &VerifyOptions{SkipData: true}); len(fs) != 0 {
+			t.Errorf("VerifyLayer: %s", dumpFindings(fs))
+		}
+		t.Logf("%s sparse tar of %d B for a %d MiB file: packed in %.2fs into %d B (%d chunk refs, %d chunks)", format, len(out), size>>20, d.Seconds(), len(blob), res.ChunkRefs, res.Chunks)
+	}
+}
+
 // Chunks that compression does not shrink are stored raw, and the ci array
 // says so (V1: compressed size = uncompressed size).
 func TestPackRawChunks(t *testing.T) {
