@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/fmtconv/fmtconv/convert"
@@ -26,7 +27,16 @@ const (
 
 var version = "0.1.0-dev"
 
+// softMemoryLimit keeps the garbage collector's slack inside the memory bound fmtconv promises
+// (256 MiB peak RSS whatever the layer size): live memory is bounded by design (streams, bounded
+// windows), and without a limit Go lets the heap grow to twice the live size between collections.
+// GOMEMLIMIT, when set, wins.
+const softMemoryLimit = 160 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(softMemoryLimit)
+	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
