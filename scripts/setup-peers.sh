@@ -28,6 +28,7 @@ declare -A PACKAGE_OF=(
   [umoci]=umoci
   [pigz]=pigz
   [zstd]=zstd
+  [time]=time
   [docker-registry]=docker-registry
   [curl]=curl
   [mount]=mount
