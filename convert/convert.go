@@ -91,7 +91,8 @@ func (c *converter) planOptions() manifestedit.PlanOptions {
 
 func (c *converter) encodeOptions() layerformat.EncodeOptions {
 	return layerformat.EncodeOptions{Level: c.level, EstargzChunkSize: c.o.EstargzChunkSize,
-		EstargzMinChunkSize: c.o.EstargzMinChunkSize, EstargzPrioritizedFiles: c.o.EstargzPrioritizedFiles, TempDir: c.o.TempDir}
+		EstargzMinChunkSize: c.o.EstargzMinChunkSize, EstargzPrioritizedFiles: c.o.EstargzPrioritizedFiles, TempDir: c.o.TempDir,
+		NydusCompressor: c.o.NydusCompressor, NydusChunkSize: c.o.NydusChunkSize, NydusPrefetchPatterns: c.o.NydusPrefetchPatterns}
 }
 
 func (c *converter) run(ctx context.Context) error {
@@ -408,12 +409,28 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 		rep.Target.MediaType = nd.MediaType
 		c.report.Layers = append(c.report.Layers, rep)
 	}
+	var appendHistory *nydusHistory
+	if bootstraps := c.nydusBootstraps(m); bootstraps != nil {
+		// A Nydus image ends with the bootstrap layer merged from every layer's own bootstrap.
+		desc, diffID, err := c.writeNydusBootstrap(ctx, bootstraps)
+		if err != nil {
+			return nil, err
+		}
+		layers, diffIDs = append(layers, desc), append(diffIDs, diffID)
+		appendHistory = &nydusHistory{}
+		c.report.Layers = append(c.report.Layers, LayerReport{Manifest: img.src.Digest, Index: len(m.Layers), Action: "added",
+			Target: LayerSide{Digest: desc.Digest, Format: string(layerformat.NydusBootstrap), Size: desc.Size, MediaType: desc.MediaType},
+			DiffID: diffID, Note: "merged Nydus bootstrap"})
+	}
 	var config []byte
 	var err error
 	if img.src.Schema1 != nil {
 		config, err = img.src.Schema1.Config(diffIDs)
 	} else {
 		config, err = manifestedit.EditConfig(img.src.Config, diffIDs, dropped)
+	}
+	if err == nil && appendHistory != nil {
+		config, err = manifestedit.AppendHistory(config, manifestedit.NydusHistoryEntry)
 	}
 	if err != nil {
 		return nil, err

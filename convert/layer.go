@@ -43,7 +43,9 @@ type layerResult struct {
 	diffID       digest.Digest
 	// keepsDiffID: the plan promised the uncompressed stream stays bit for bit.
 	keepsDiffID bool
-	report      LayerReport
+	// nydusBootstrap is the layer's own bootstrap when it was packed into a Nydus blob.
+	nydusBootstrap []byte
+	report         LayerReport
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -264,7 +266,8 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		rep.Note = joinNote(rep.Note, enc.Deviation)
 	}
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, keepsDiffID: plan.KeepsDiffID, report: *rep,
-		change: manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
+		nydusBootstrap: enc.NydusBootstrap,
+		change:         manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
 
 func joinNote(a, b string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // fromNydus rebuilds an ordinary layer from a Nydus data blob: the blob is spooled (its bootstrap
@@ -48,4 +49,56 @@ func (c *converter) fromNydus(ctx context.Context, j *layerJob, r io.Reader, out
 	rep.Target = LayerSide{Format: plan.To.String()}
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, report: *rep,
 		change: manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
+}
+
+type nydusHistory struct{}
+
+// nydusBootstraps returns, when the image's layers were packed into Nydus blobs by this run, each
+// layer's own bootstrap with its blob id, bottom first (nil otherwise).
+func (c *converter) nydusBootstraps(m *manifestedit.Manifest) []nydus.LayerBootstrap {
+	if c.o.Target != layerformat.Nydus {
+		return nil
+	}
+	var out []nydus.LayerBootstrap
+	for _, l := range m.Layers {
+		j, ok := c.layers[l.Digest]
+		if !ok || j.result == nil {
+			continue // dropped
+		}
+		if j.result.nydusBootstrap == nil {
+			return nil // already a Nydus image: its bootstrap layer is reused
+		}
+		out = append(out, nydus.LayerBootstrap{BlobID: j.result.change.Digest.Encoded(), Bootstrap: j.result.nydusBootstrap})
+	}
+	return out
+}
+
+// writeNydusBootstrap merges the layers' bootstraps (applying whiteouts and opaque directories) and
+// writes the bootstrap layer as nydus-snapshotter does: a gzip tar holding image/image.boot.
+func (c *converter) writeNydusBootstrap(ctx context.Context, layers []nydus.LayerBootstrap) (ocispec.Descriptor, digest.Digest, error) {
+	merged, err := nydus.Merge(layers, nydus.MergeOptions{PrefetchPatterns: c.o.NydusPrefetchPatterns})
+	if err != nil {
+		return ocispec.Descriptor{}, "", fmt.Errorf("merging Nydus bootstraps: %w", err)
+	}
+	tmp, err := os.CreateTemp(c.o.TempDir, "fmtconv-bootstrap-")
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+	info, err := nydus.BootstrapLayerTar(tmp, merged.Bootstrap)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	desc := ocispec.Descriptor{MediaType: layerformat.MediaTypeOCIGzip, Digest: info.Digest, Size: info.Size,
+		Annotations: map[string]string{layerformat.AnnotationNydusBootstrap: "true", layerformat.AnnotationNydusFSVersion: "6"}}
+	err = c.retry(ctx, "nydus bootstrap", func() error {
+		if ok, err := c.dst.HasBlob(ctx, desc); err != nil || ok {
+			return err
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return c.dst.PutBlob(ctx, tmp, desc, false)
+	})
+	return desc, info.DiffID, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fmtconv/fmtconv/internal/testenv"
 	"github.com/fmtconv/fmtconv/internal/testimages"
+	"github.com/fmtconv/fmtconv/internal/tree"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/verify"
 	digest "github.com/opencontainers/go-digest"
@@ -144,5 +145,48 @@ func TestVerifyNydusImage(t *testing.T) {
 	}
 	if res.Valid || !found {
 		t.Fatalf("a corrupted chunk was not caught: %v", res.Findings)
+	}
+}
+
+// TestOCIToNydusAndBack: the test images become Nydus images (one blob layer per layer plus the
+// merged bootstrap layer, the config's diff_ids and history rewritten) that fmtconv verify accepts,
+// and converting them back gives the same file trees.
+func TestOCIToNydusAndBack(t *testing.T) {
+	imgs := generated(t)
+	for _, name := range []string{"gzip-single", "multi-format", "schema2"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			start := "oci:" + dir + "/start:x"
+			mustConvert(t, imgs[name].Ref, start, opts(layerformat.Gzip))
+			want := layerTrees(t, start)
+			ny := "oci:" + dir + "/nydus:x"
+			rep := mustConvert(t, start, ny, opts(layerformat.Nydus))
+			last := rep.Layers[len(rep.Layers)-1]
+			if last.Action != "added" || len(rep.Layers) != len(want)+1 {
+				t.Fatalf("layers %+v", rep.Layers)
+			}
+			res, err := verify.Verify(context.Background(), ny, verify.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Valid || len(res.Nydus) != 1 {
+				t.Fatalf("nydus image: valid %v, %v", res.Valid, res.Findings)
+			}
+			cfg := readConfig(t, dir+"/nydus", rep.Manifests[0].Config)
+			if h := cfg.History[len(cfg.History)-1]; h.CreatedBy != "Nydus Converter" || len(cfg.RootFS.DiffIDs) != len(want)+1 {
+				t.Fatalf("config: history %+v, %d diff_ids", h, len(cfg.RootFS.DiffIDs))
+			}
+			back := "oci:" + dir + "/back:x"
+			mustConvert(t, ny, back, opts(layerformat.Gzip))
+			got := layerTrees(t, back)
+			if len(got) != len(want) {
+				t.Fatalf("%d layers back, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if d := tree.Diff(want[i], got[i], tree.Options{}); len(d) > 0 {
+					t.Fatalf("layer %d after the round trip: %v", i, d[:min(len(d), 5)])
+				}
+			}
+		})
 	}
 }

@@ -46,6 +46,10 @@ type Options struct {
 	MaxLayerSize int64
 	// Retry retries failed registry and I/O steps (default: 3 times, from 1s, doubling).
 	Retry Retry
+	// Nydus encoder settings (zero: zstd chunks of 1 MiB, prefetch everything).
+	NydusCompressor       string
+	NydusChunkSize        uint32
+	NydusPrefetchPatterns []string
 	// eStargz encoder settings (zero: 4 MiB chunks, no packing, no prioritized files).
 	EstargzChunkSize, EstargzMinChunkSize int
 	EstargzPrioritizedFiles               []string

@@ -67,6 +67,9 @@ type EncodeResult struct {
 	UncompressedSize int64
 	// TOCDigest is the digest runtimes look a chunked layer up by, if the format has one.
 	TOCDigest digest.Digest
+	// NydusBootstrap is a Nydus blob layer's own bootstrap, which the image's merged bootstrap is
+	// built from.
+	NydusBootstrap []byte
 	// Deviation is set when the blob differs from what the format's reference writer would have
 	// produced for the same input and level, and says why (for example to keep the diff_id).
 	Deviation string
@@ -83,6 +86,10 @@ type EncodeOptions struct {
 	// files may share one member with, and the files to put first (prefetched).
 	EstargzChunkSize, EstargzMinChunkSize int
 	EstargzPrioritizedFiles               []string
+	// Nydus settings: chunk compressor ("zstd", "lz4_block", "none"), chunk size, prefetch patterns.
+	NydusCompressor       string
+	NydusChunkSize        uint32
+	NydusPrefetchPatterns []string
 	// TempDir is where encoders that must spool (eStargz with prioritized files) do so.
 	TempDir string
 }
@@ -111,6 +118,8 @@ func Encode(ctx context.Context, k Kind, w io.Writer, tar io.Reader, o EncodeOpt
 	case Estargz:
 		o.Level = level
 		return encodeEstargz(ctx, w, tar, o)
+	case NydusBlob:
+		return encodeNydus(ctx, w, tar, o)
 	}
 	return nil, fmt.Errorf("encoding to %s: %w", k, ErrNotImplemented)
 }

@@ -56,8 +56,12 @@ func (f Format) String() string {
 
 // TargetFormat is the exact format fmtconv writes for a --to kind.
 func TargetFormat(k Kind) Format {
-	if k == ZstdChunked {
+	switch k {
+	case ZstdChunked:
 		return Format{Kind: ZstdChunked, Dialect: DialectContainers}
+	case Nydus:
+		// Each layer becomes a Nydus data blob; the image also gets a bootstrap layer.
+		return Format{Kind: NydusBlob}
 	}
 	return Format{Kind: k}
 }
@@ -69,7 +73,7 @@ var Targets = map[Kind]bool{
 	Zstd:         true,
 	ZstdChunked:  true,
 	Estargz:      true,
-	Nydus:        false,
+	Nydus:        true,
 }
 
 // ParseTarget parses a --to value.

@@ -106,3 +106,29 @@ func EditConfig(config []byte, diffIDs []digest.Digest, dropped []int) ([]byte, 
 	}
 	return EditConfigDiffIDs(b, diffIDs)
 }
+
+// NydusHistoryEntry is the history entry nydus-snapshotter appends for the bootstrap layer.
+var NydusHistoryEntry = map[string]string{"created_by": "Nydus Converter", "comment": "Nydus Bootstrap Layer"}
+
+// AppendHistory returns config with one more history entry, keeping every other field.
+func AppendHistory(config []byte, entry map[string]string) ([]byte, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(config, &fields); err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	var history []json.RawMessage
+	if raw, ok := fields["history"]; ok {
+		if err := json.Unmarshal(raw, &history); err != nil {
+			return nil, fmt.Errorf("parsing image config history: %w", err)
+		}
+	}
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return nil, err
+	}
+	history = append(history, b)
+	if fields["history"], err = json.Marshal(history); err != nil {
+		return nil, err
+	}
+	return marshalOrdered(fields, []string{"created", "author", "architecture", "variant", "os", "os.version", "os.features", "config", "rootfs", "history"})
+}

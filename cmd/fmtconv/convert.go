@@ -52,6 +52,9 @@ func convertCommand() *cli.Command {
 		&cli.IntFlag{Name: "estargz-chunk-size", Usage: "largest payload of one eStargz gzip member (default 4 MiB)"},
 		&cli.IntFlag{Name: "estargz-min-chunk-size", Usage: "let small files share one eStargz gzip member up to this many uncompressed bytes"},
 		&cli.StringFlag{Name: "estargz-prioritized-files", Usage: "`FILE` listing paths to put first in eStargz layers (one per line), followed by .prefetch.landmark"},
+		&cli.StringFlag{Name: "nydus-compressor", Value: "zstd", Usage: "Nydus chunk compressor: zstd, lz4_block or none"},
+		&cli.UintFlag{Name: "nydus-chunk-size", Value: 1 << 20, Usage: "Nydus chunk size (a power of two, 4 KiB to 16 MiB)"},
+		&cli.StringFlag{Name: "nydus-prefetch-patterns", Usage: "`FILE` of absolute paths (one per line) Nydus prefetches (default: everything)"},
 		&cli.Int64Flag{Name: "max-layer-size", Usage: "refuse a layer that decompresses to more than this many bytes (default 256 GiB)"},
 		&cli.IntFlag{Name: "retry-times", Value: 3, Usage: "retry a failed registry or I/O step this many times"},
 		&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "delay before the first retry (it doubles every time)"},
@@ -101,12 +104,21 @@ Examples:
 				RemoveSignatures:    c.Bool("remove-signatures"),
 				KeepEstargzFiles:    c.Bool("keep-estargz-files"),
 				MaxLayerSize:        c.Int64("max-layer-size"),
+				NydusCompressor:     c.String("nydus-compressor"),
+				NydusChunkSize:      uint32(c.Uint("nydus-chunk-size")),
 				Retry:               convert.Retry{Times: c.Int("retry-times"), Delay: c.Duration("retry-delay")},
 				EstargzChunkSize:    c.Int("estargz-chunk-size"),
 				EstargzMinChunkSize: c.Int("estargz-min-chunk-size"),
 			}
 			if target == layerformat.Estargz && c.Int("estargz-level") >= 0 {
 				opts.Level = c.Int("estargz-level")
+			}
+			if p := c.String("nydus-prefetch-patterns"); p != "" {
+				lines, err := readLines(p)
+				if err != nil {
+					return usageError("--nydus-prefetch-patterns: %v", err)
+				}
+				opts.NydusPrefetchPatterns = lines
 			}
 			if p := c.String("estargz-prioritized-files"); p != "" {
 				b, err := os.ReadFile(p)
@@ -183,4 +195,19 @@ func short(d fmt.Stringer) string {
 		return s[i : i+12]
 	}
 	return s
+}
+
+// readLines reads a file of one entry per line, skipping blank lines and # comments.
+func readLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
 }
