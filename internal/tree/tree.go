@@ -29,6 +29,9 @@ type Node struct {
 	Xattrs   map[string]string
 	Size     int64
 	SHA256   string
+	// Group lists every name of a hard-linked inode (sorted), so that which name a tar wrote
+	// first, as the file, and which as links does not matter: only what an extracted tree shows.
+	Group string
 }
 
 // Tree maps cleaned paths (no leading "./" or "/", no trailing "/") to nodes.
@@ -87,6 +90,46 @@ func Read(r io.Reader) (Tree, error) {
 	}
 }
 
+// resolveHardlinks makes every member of a hard-link group look the same: the target's
+// attributes and content, and the group's names.
+func (t Tree) resolveHardlinks() Tree {
+	root := map[string]string{} // name -> the file it is a link to (after following chains)
+	var find func(string, int) string
+	find = func(k string, depth int) string {
+		n, ok := t[k]
+		if !ok || n.Type != tar.TypeLink || depth > 64 {
+			return k
+		}
+		return find(n.Linkname, depth+1)
+	}
+	groups := map[string][]string{}
+	for k, n := range t {
+		if n.Type == tar.TypeLink {
+			r := find(k, 0)
+			root[k] = r
+			groups[r] = append(groups[r], k)
+		}
+	}
+	out := Tree{}
+	for k, n := range t {
+		out[k] = n
+	}
+	for r, members := range groups {
+		members = append(members, r)
+		sort.Strings(members)
+		g := strings.Join(members, "\x00")
+		base, ok := t[r]
+		if !ok {
+			continue
+		}
+		base.Group = g
+		for _, m := range members {
+			out[m] = base
+		}
+	}
+	return out
+}
+
 // Options relax a comparison where a format keeps less than a tar.
 type Options struct {
 	// TimePrecision truncates modification times before comparing (eStargz's TOC keeps seconds).
@@ -97,6 +140,7 @@ type Options struct {
 
 // Diff lists the differences between two trees (empty when they are the same files).
 func Diff(a, b Tree, o Options) []string {
+	a, b = a.resolveHardlinks(), b.resolveHardlinks()
 	var out []string
 	keys := slices.Collect(maps.Keys(a))
 	for k := range b {
@@ -145,6 +189,7 @@ func nodeDiff(x, y Node) string {
 	add("xattrs", sortedMap(x.Xattrs), sortedMap(y.Xattrs))
 	add("size", x.Size, y.Size)
 	add("sha256", x.SHA256, y.SHA256)
+	add("hardlinks", x.Group, y.Group)
 	return strings.Join(d, ", ")
 }
 
