@@ -157,10 +157,12 @@
 // Streaming and memory: chunk data is written to the output as the tar is
 // read (it comes first in the blob), so nothing is spooled to disk; the tree,
 // the chunk list (about 100 bytes per unique chunk) and the bootstrap are kept
-// in memory until the end. Digesting and compressing run on Concurrency
-// goroutines (default GOMAXPROCS) with at most 2·Concurrency+2 chunks in
-// flight; chunks are stored in tar order, so the output is the same for any
-// concurrency. Equal inputs and options give equal bytes: no clocks, no map
+// in memory until the end (a few hundred bytes per file). Digesting and
+// compressing run on Concurrency goroutines (default GOMAXPROCS) with at most
+// 2·Concurrency+2 chunks in flight, each with an input and an output buffer
+// (bounded to 128 MiB for large chunk sizes); chunks are stored in tar order,
+// so the output is the same for any concurrency. Full chunks of zeros are
+// digested and compressed once, so sparse files cost little. Equal inputs and options give equal bytes: no clocks, no map
 // order, fixed encoder settings (github.com/klauspost/compress/zstd; LZ4 and
 // BLAKE3 are this package's own).
 //

@@ -71,6 +71,10 @@ type MergeOptions struct {
 	// slice no prefetch table (nydus-image merge keeps a prefetch table only
 	// when patterns are given to it; nydus-snapshotter gives "/" by default).
 	PrefetchPatterns []string
+	// KeepAllBlobs lists the blob of every layer with file data in the blob
+	// table, in layer order, even when upper layers deleted all its files
+	// (nydus-image merge drops such blobs; both are valid images).
+	KeepAllBlobs bool
 }
 
 // MergeResult is a merged bootstrap.
@@ -80,8 +84,8 @@ type MergeResult struct {
 	Bootstrap []byte
 	// BlobIDs lists the blob table: the blobs of the layers, bottom first, that
 	// files of the merged tree still use (a layer without file data, or whose
-	// files are all deleted by upper layers, has none, as with nydus-image merge;
-	// its blob layer may stay in the manifest).
+	// files are all deleted by upper layers, has none, as with nydus-image merge,
+	// unless MergeOptions.KeepAllBlobs; its blob layer may stay in the manifest).
 	BlobIDs []string
 	// Inodes is the number of inodes of the merged tree.
 	Inodes int
@@ -110,6 +114,9 @@ func Merge(layers []LayerBootstrap, opts MergeOptions) (*MergeResult, error) {
 	}
 	// keep the blobs files still use, in layer order, and renumber
 	used := make([]bool, len(m.blobs))
+	for i := range used {
+		used[i] = opts.KeepAllBlobs
+	}
 	forEachInode(m.root, func(in *wInode) {
 		for _, c := range in.chunks {
 			used[c.blob] = true

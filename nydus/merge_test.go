@@ -189,6 +189,18 @@ func TestMergeSemantics(t *testing.T) {
 	if len(im2.merged.BlobIDs) != 1 || im2.merged.BlobIDs[0] != im2.res[4].BlobID {
 		t.Errorf("blob ids %v", im2.merged.BlobIDs)
 	}
+	var ls []LayerBootstrap
+	for _, r := range im2.res {
+		ls = append(ls, r.LayerBootstrap())
+	}
+	all, err := Merge(ls, MergeOptions{KeepAllBlobs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{im2.res[0].BlobID, im2.res[1].BlobID, im2.res[3].BlobID, im2.res[4].BlobID}; strings.Join(all.BlobIDs, ",") != strings.Join(want, ",") {
+		t.Errorf("KeepAllBlobs: blob ids %v", all.BlobIDs)
+	}
+	(&packedImage{tars: im2.tars, res: im2.res, blobs: im2.blobs, merged: all}).verify(t)
 	r2, rg2 := ociApply(t, im2.tars...)
 	g2, gg2 := im2.tree(t)
 	sameAsRef(t, "all deleted", r2, rg2, g2, gg2, tree.Options{})
