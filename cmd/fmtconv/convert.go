@@ -121,15 +121,11 @@ Examples:
 				opts.NydusPrefetchPatterns = lines
 			}
 			if p := c.String("estargz-prioritized-files"); p != "" {
-				b, err := os.ReadFile(p)
+				lines, err := readLines(p)
 				if err != nil {
 					return usageError("--estargz-prioritized-files: %v", err)
 				}
-				for _, line := range strings.Split(string(b), "\n") {
-					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-						opts.EstargzPrioritizedFiles = append(opts.EstargzPrioritizedFiles, line)
-					}
-				}
+				opts.EstargzPrioritizedFiles = lines
 			}
 			var bars *progressBars
 			if !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())) {
