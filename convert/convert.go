@@ -120,8 +120,11 @@ func (c *converter) run(ctx context.Context) error {
 				continue
 			}
 			d := index.Manifests[i]
-			sm, err := c.readManifest(ctx, &d.Digest, d)
-			if err != nil {
+			var sm *manifestedit.SourceManifest
+			if err := c.retry(ctx, "manifest "+d.Digest.String(), func() (err error) {
+				sm, err = c.readManifest(ctx, &d.Digest, d)
+				return err
+			}); err != nil {
 				return err
 			}
 			images = append(images, &image{src: *sm, slot: i})
@@ -131,8 +134,11 @@ func (c *converter) run(ctx context.Context) error {
 				fmt.Sprintf("no index entry matches --platform %v", c.o.Platforms), "list the platforms with fmtconv inspect")
 		}
 	default:
-		sm, err := c.readManifest(ctx, nil, ocispec.Descriptor{})
-		if err != nil {
+		var sm *manifestedit.SourceManifest
+		if err := c.retry(ctx, "manifest", func() (err error) {
+			sm, err = c.readManifest(ctx, nil, ocispec.Descriptor{})
+			return err
+		}); err != nil {
 			return err
 		}
 		images = []*image{{src: *sm, slot: -1}}
