@@ -147,7 +147,10 @@ func (c *converter) run(ctx context.Context) error {
 	for _, img := range images {
 		source.Manifests = append(source.Manifests, img.src)
 	}
-	if source.Signatures, err = c.findSignatures(ctx, top, images); err != nil {
+	if err := c.retry(ctx, "signatures", func() (err error) {
+		source.Signatures, err = c.findSignatures(ctx, top, images)
+		return err
+	}); err != nil {
 		return err
 	}
 	plan, err := manifestedit.MakePlan(source, c.planOptions())
