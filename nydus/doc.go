@@ -114,8 +114,10 @@
 //   - Blob: chunk data, blob.meta, blob.digest, image.boot, rafs.blob.toc, each
 //     followed by nydus-image's GNU section header; blob features 0x70000023
 //     (ALIGNED, INLINED_FS_META, INLINED_CHUNK_DIGEST, HAS_TAR_HEADER, HAS_TOC,
-//     CAP_TAR_TOC), ci array V1, compressed like the chunks when that shrinks
-//     it; bootstrap zstd-compressed (raw if that does not shrink it); TOC entries
+//     CAP_TAR_TOC), ci array V1, zstd-compressed when that shrinks it (raw
+//     with compressor none; nydus-image uses the chunk compressor, but
+//     nydus-snapshotter's TOC reader extracts only zstd or raw entries);
+//     bootstrap zstd-compressed (raw if that does not shrink it); TOC entries
 //     image.blob (digest of the data and its header, offset 0), blob.meta,
 //     blob.meta.header, blob.digest, image.boot. A layer without file data has
 //     only image.boot and the TOC, and no blob in its bootstrap.

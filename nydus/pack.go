@@ -30,8 +30,9 @@ import (
 // prefetch pattern "/".
 type PackOptions struct {
 	// Compressor of the chunks: "zstd" (default), "lz4_block" or "none". The ci
-	// array is compressed with it too; the bootstrap always with zstd. A chunk
-	// (or ci array, or bootstrap) that does not shrink is stored raw.
+	// array and the bootstrap are compressed with zstd (the ci array stays raw
+	// with "none"). A chunk (or ci array, or bootstrap) that does not shrink is
+	// stored raw.
 	Compressor string
 	// ChunkSize is a power of two in [4 KiB, 16 MiB]; default 1 MiB.
 	ChunkSize uint32
@@ -838,7 +839,15 @@ func (p *packer) finish() (*PackResult, error) {
 			ci = AppendCIV1(ci, CIEntry{CompressedOffset: c.CompressedOffset, CompressedSize: c.CompressedSize,
 				UncompressedOffset: c.UncompressedOffset, UncompressedSize: c.UncompressedSize})
 		}
-		ciStored, ciComp := compressSection(cfg.compressor, cfg.zstdLevel, ci)
+		// nydus-image compresses the ci array with the chunk compressor; for
+		// lz4_block we use zstd, which nydusd reads as well (the blob records
+		// the ci compressor) and which nydus-snapshotter's TOC reader
+		// (UnpackEntry: zstd or none only) can extract for the bootstrap layer
+		ciAlgo := CompressZstd
+		if cfg.compressor == CompressNone {
+			ciAlgo = CompressNone
+		}
+		ciStored, ciComp := compressSection(ciAlgo, cfg.zstdLevel, ci)
 		ciOff := bw.n
 		mh := BlobMetaHeader{Magic: BlobMetaMagic, Magic2: BlobMetaMagic, Features: uint32(packBlobFeatures), CICompressor: uint32(ciComp),
 			CIEntries: uint32(len(s.chunks)), CIOffset: uint64(ciOff), CICompressedSize: uint64(len(ciStored)), CIUncompressedSize: uint64(len(ci))}

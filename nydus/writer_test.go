@@ -298,6 +298,16 @@ func TestPackBlobShape(t *testing.T) {
 	if facts.tocDigest != res.TOCDigest || facts.tocSize != res.TOCSize {
 		t.Errorf("TOC digest/size %x/%d, result %x/%d", facts.tocDigest, facts.tocSize, res.TOCDigest, res.TOCSize)
 	}
+	// every TOC entry is zstd or raw, the only ones nydus-snapshotter's
+	// UnpackEntry extracts, whatever the chunk compressor
+	for _, comp := range []string{"zstd", "lz4_block", "none"} {
+		r, _ := pack(t, l.Tar, PackOptions{Compressor: comp})
+		for _, e := range r.TOC {
+			if e.Flags != TOCCompressionNone && e.Flags != TOCCompressionZstd {
+				t.Errorf("%s: TOC entry %s has flags %#x", comp, e.EntryName(), e.Flags)
+			}
+		}
+	}
 	// the fixture: a 2.2-era nydus-image layer blob (no blob.digest, old features)
 	fx := readFixture(t, fxLayer2fa)
 	ff := checkBlobShape(t, "fixture 2fa78cad", fx)
