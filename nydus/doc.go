@@ -162,7 +162,7 @@
 // in memory until the end (a few hundred bytes per file). Digesting and
 // compressing run on Concurrency goroutines (default GOMAXPROCS) with at most
 // 2·Concurrency+2 chunks in flight, each with an input and an output buffer
-// (bounded to 128 MiB for large chunk sizes); chunks are stored in tar order,
+// (bounded to 64 MiB for large chunk sizes); chunks are stored in tar order,
 // so the output is the same for any concurrency. Full chunks of zeros are
 // digested and compressed once, so sparse files cost little. Equal inputs and options give equal bytes: no clocks, no map
 // order, fixed encoder settings (github.com/klauspost/compress/zstd; LZ4 and

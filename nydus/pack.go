@@ -347,8 +347,8 @@ func (p *packer) start() {
 	p.bufs.New = func() any { b := make([]byte, cs+cs/128+1024); return &b }
 	p.zeros = make([]byte, cs)
 	// chunks in flight (each with an input and an output buffer): 2 per worker
-	// and 2 more, at most 128 MiB of buffers unless that leaves fewer than 2
-	inflight := min(2*p.cfg.workers+2, max(2, (128<<20)/(2*cs)))
+	// and 2 more, at most 64 MiB of buffers unless that leaves fewer than 2
+	inflight := min(2*p.cfg.workers+2, max(2, (64<<20)/(2*cs)))
 	p.pending = make(chan *chunkJob, inflight)
 	p.work = make(chan *chunkJob, inflight+2)
 	p.done = make(chan struct{})
