@@ -34,7 +34,7 @@ testdata:
 # Converts a generated sample image to every target and prints each per-layer report.
 demo: build testdata
 	@rm -rf $(DEMO_OUT)
-	@for t in uncompressed gzip zstd zstd:chunked; do \
+	@for t in uncompressed gzip zstd zstd:chunked estargz nydus; do \
 		tag=$$(echo $$t | tr : -); echo "== fmtconv convert oci:$(IMAGES)/gen/multi-format:latest oci:$(DEMO_OUT):$$tag --to $$t"; \
 		./$(BIN) convert oci:$(IMAGES)/gen/multi-format:latest "oci:$(DEMO_OUT):$$tag" --to $$t --report $(DEMO_OUT)-$$tag.json || exit 1; \
 		./$(BIN) verify "oci:$(DEMO_OUT):$$tag" | tail -1 || exit 1; \
