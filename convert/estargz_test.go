@@ -209,10 +209,34 @@ func TestEstargzPeers(t *testing.T) {
 	if !strings.HasPrefix(res.formats[0][0], "estargz") {
 		t.Fatalf("ctr-remote's layer detected as %s", res.formats[0][0])
 	}
-	// And fmtconv converts it back to an ordinary layer.
-	back := opts(layerformat.Gzip)
-	back.Src = plainHTTP()
-	mustConvert(t, reg.Ref("esgz/ctr", "1"), "oci:"+t.TempDir()+":x", back)
+	// And fmtconv converts it back to an ordinary layer, without eStargz's files; so too from the
+	// stargz-snapshotter dialect of zstd:chunked.
+	ctrd.CtrRemote(t, "image", "convert", "--zstdchunked", "--oci", reg.ImageName("esgz/src", "1"), reg.ImageName("esgz/ctrzc", "1"))
+	ctrd.Ctr(t, "image", "push", "--plain-http", reg.ImageName("esgz/ctrzc", "1"))
+	want := layerTrees(t, img.Ref)
+	for _, src := range []string{reg.Ref("esgz/ctr", "1"), reg.Ref("esgz/ctrzc", "1")} {
+		for _, k := range []layerformat.Kind{layerformat.Gzip, layerformat.ZstdChunked} {
+			back := opts(k)
+			back.Src = plainHTTP()
+			out := "oci:" + t.TempDir() + ":x"
+			rep := mustConvert(t, src, out, back)
+			if !strings.HasPrefix(rep.Layers[0].Source.Format, "estargz") && rep.Layers[0].Source.Format != "zstd:chunked(stargz)" {
+				t.Fatalf("%s detected as %s", src, rep.Layers[0].Source.Format)
+			}
+			got := layerTrees(t, out)
+			for _, name := range estargzFiles {
+				if _, ok := got[0][name]; ok {
+					t.Fatalf("%s to %s kept %s", src, k, name)
+				}
+			}
+			// ctr-remote rewrites headers (uid/gid names, formats), so compare content and types.
+			for name, n := range want[0] {
+				if g, ok := got[0][name]; !ok || g.SHA256 != n.SHA256 || g.Type != n.Type {
+					t.Fatalf("%s to %s: %s differs: %+v vs %+v", src, k, name, g, n)
+				}
+			}
+		}
+	}
 }
 
 // TestEstargzPartialPullByPodman: podman (overlay driver, partial pulls on) pulls fmtconv's
