@@ -1,7 +1,6 @@
 package zstdchunked
 
 import (
-	"bytes"
 	"encoding/binary"
 )
 
@@ -99,32 +98,63 @@ func (c *chunker) reset(sink frameSink) {
 	c.sink = sink
 }
 
-// feed processes the next payload bytes.
+// feed processes the next payload bytes. Only zero runs long enough to be
+// holes split the input; everything else, short zero runs included, is
+// rolled in long stretches.
 func (c *chunker) feed(p []byte) error {
-	for len(p) > 0 {
-		if p[0] == 0 {
-			n := leadingZeros(p)
-			c.zrun += int64(n)
-			p = p[n:]
-			if len(p) == 0 {
-				return nil // the run may continue in the next buffer
-			}
+	if c.zrun > 0 {
+		// A zero run reached the end of the previous input.
+		n := leadingZeros(p)
+		c.zrun += int64(n)
+		p = p[n:]
+		if len(p) == 0 {
+			return nil // it may continue further
 		}
-		if c.zrun > 0 {
-			if err := c.flushZeros(); err != nil {
-				return err
-			}
-		}
-		j := bytes.IndexByte(p, 0)
-		if j < 0 {
-			j = len(p)
-		}
-		if err := c.dataBytes(p[:j]); err != nil {
+		if err := c.flushZeros(); err != nil {
 			return err
 		}
-		p = p[j:]
 	}
+	// The zeros at the end may continue in the next input: keep them.
+	t := trailingZeros(p)
+	q := p[:len(p)-t]
+	for len(q) > 0 {
+		h, n := findHole(q)
+		if err := c.dataBytes(q[:h]); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		if err := c.hole(int64(n)); err != nil {
+			return err
+		}
+		q = q[h+n:]
+	}
+	c.zrun = int64(t)
 	return nil
+}
+
+// holeSample is the step of the hole search: every run of HolesThreshold
+// zeros covers the 8 bytes at some multiple of it.
+const holeSample = HolesThreshold / 2
+
+// findHole returns the first maximal run of at least HolesThreshold zeros in
+// q as its start and length, or (len(q), 0). q must not end with a zero byte,
+// and the byte before q (if any) must not be a zero.
+func findHole(q []byte) (int, int) {
+	low := 0 // no hole starts before low
+	for s := 0; s+8 <= len(q); s += holeSample {
+		if binary.LittleEndian.Uint64(q[s:]) != 0 || s < low {
+			continue
+		}
+		start := s - trailingZeros(q[low:s])
+		end := s + 8 + leadingZeros(q[s+8:])
+		if end-start >= HolesThreshold {
+			return start, end - start
+		}
+		low = end
+	}
+	return len(q), 0
 }
 
 // finish ends the file.
@@ -164,14 +194,18 @@ func (c *chunker) hole(n int64) error {
 }
 
 // dataBytes rolls data bytes and cuts frames where the checksum says so.
+// The window holds the 64 bytes before p; from p[64] on, the byte leaving the
+// window is read from p itself.
 func (c *chunker) dataBytes(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
+	c.emitted = true
 	s1, s2, wofs := c.rs.s1, c.rs.s2, c.rs.wofs
 	w := &c.rs.window
 	start := 0
-	for i := 0; i < len(p); i++ {
+	head := min(len(p), rollsumWindow)
+	for i := 0; i < head; i++ {
 		ch := p[i]
 		drop := uint32(w[wofs])
 		s1 += uint32(ch) - drop
@@ -179,23 +213,43 @@ func (c *chunker) dataBytes(p []byte) error {
 		w[wofs] = ch
 		wofs = (wofs + 1) & (rollsumWindow - 1)
 		if s2&rollsumSplitMask == rollsumSplitMask {
-			c.rs.s1, c.rs.s2, c.rs.wofs = s1, s2, wofs
-			c.emitted = true
-			if err := c.sink.data(p[start : i+1]); err != nil {
-				return err
-			}
-			if err := c.sink.cut(false); err != nil {
+			if err := c.split(p[start : i+1]); err != nil {
 				return err
 			}
 			start = i + 1
 		}
 	}
+	if len(p) > rollsumWindow {
+		in := p[rollsumWindow:]
+		out := p[:len(in)]
+		for k := 0; k < len(in); k++ {
+			drop := uint32(out[k])
+			s1 += uint32(in[k]) - drop
+			s2 += s1 - rollsumWindow*(drop+rollsumCharOffset)
+			if s2&rollsumSplitMask == rollsumSplitMask {
+				i := k + rollsumWindow
+				if err := c.split(p[start : i+1]); err != nil {
+					return err
+				}
+				start = i + 1
+			}
+		}
+		copy(w[:], p[len(p)-rollsumWindow:])
+		wofs = 0
+	}
 	c.rs.s1, c.rs.s2, c.rs.wofs = s1, s2, wofs
 	if start < len(p) {
-		c.emitted = true
 		return c.sink.data(p[start:])
 	}
 	return nil
+}
+
+// split ends a data frame with p.
+func (c *chunker) split(p []byte) error {
+	if err := c.sink.data(p); err != nil {
+		return err
+	}
+	return c.sink.cut(false)
 }
 
 // leadingZeros counts the zero bytes at the start of p.
@@ -209,4 +263,17 @@ func leadingZeros(p []byte) int {
 	for ; i < len(p) && p[i] == 0; i++ {
 	}
 	return i
+}
+
+// trailingZeros counts the zero bytes at the end of p.
+func trailingZeros(p []byte) int {
+	i := len(p)
+	for ; i >= 8; i -= 8 {
+		if binary.LittleEndian.Uint64(p[i-8:]) != 0 {
+			break
+		}
+	}
+	for ; i > 0 && p[i-1] == 0; i-- {
+	}
+	return len(p) - i
 }

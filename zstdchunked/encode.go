@@ -36,6 +36,8 @@ type EncodeOptions struct {
 	// GOMAXPROCS, 1 the sequential writer (one zstd.Encoder on the calling
 	// goroutine, as the reference). Every value writes the same bytes.
 	Parallelism int
+
+	tuning *parTuning // tests only
 }
 
 // EncodeResult describes what Encode wrote.
@@ -147,6 +149,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, maxWorkers(level))
 	if workers <= 1 {
 		seq, err := newSeqOutput(out, newEncoder)
 		if err != nil {
@@ -155,7 +158,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		st.out = seq
 		st.in = bufio.NewReaderSize(tarStream, inputBufSize)
 	} else {
-		par, err := newParOutput(out, newEncoder, level, workers)
+		par, err := newParOutput(out, newEncoder, level, workers, opts.tuning)
 		if err != nil {
 			return nil, err
 		}

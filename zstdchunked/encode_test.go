@@ -269,7 +269,16 @@ func TestTOCContent(t *testing.T) {
 
 // ---- unusual endings ----
 
-func TestEndings(t *testing.T) {
+type endingCase struct {
+	name       string
+	in         []byte
+	deviated   bool
+	refFails   bool
+	refLoses   int // bytes the reference drops from the stream
+	wantReason string
+}
+
+func endingCases(t *testing.T) []endingCase {
 	base := smallTar(t, "a", []byte("hello"), "b", textBytes(rand.New(rand.NewSource(3)), 70000), "c", []byte("world"))
 	if len(base)%512 != 0 || !bytes.Equal(base[len(base)-1024:], zeros(1024)) {
 		t.Fatal("unexpected Go tar layout")
@@ -277,14 +286,7 @@ func TestEndings(t *testing.T) {
 	body := base[:len(base)-1024] // ends after the padding of "c"
 	// "c" has 5 data bytes, so its padding is the last 507 bytes of body.
 	r := rand.New(rand.NewSource(4))
-	cases := []struct {
-		name       string
-		in         []byte
-		deviated   bool
-		refFails   bool
-		refLoses   int // bytes the reference drops from the stream
-		wantReason string
-	}{
+	return []endingCase{
 		{name: "go-tar", in: base},
 		{name: "gnu-record-padding", in: cat(base, zeros(10240-len(base)%10240))},
 		{name: "one-eof-block", in: cat(body, zeros(512))},
@@ -296,6 +298,10 @@ func TestEndings(t *testing.T) {
 		{name: "ends-inside-eof-blocks", in: cat(body, zeros(512+300)), deviated: true, refFails: true, wantReason: "end-of-archive"},
 		{name: "ends-inside-first-eof-block", in: cat(body, zeros(100)), deviated: true, refFails: true, wantReason: "end-of-archive"},
 	}
+}
+
+func TestEndings(t *testing.T) {
+	cases := endingCases(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			blob, res := ourEncode(t, c.in, 3)

@@ -22,24 +22,59 @@ import (
 // frames, hashes the uncompressed stream (diff_id) and the files of several
 // chunks, and builds the TOC entries, whose offsets are only known there.
 // Then it releases the batch's part of the ring. Memory is bounded by the
-// ring (ringSize) and the number of batches (maxBatches).
+// ring and the number of batches (see parTuning).
 //
-// Frames that do not fit the ring (longer than maxRingFrame) and the last
+// Frames that do not fit the ring (longer than maxFrame) and the last
 // frame (Write + ReadFrom) are written on the producer's own encoder after a
 // barrier: the producer waits until every batch is emitted and then owns the
 // emitter's state until it dispatches the next batch.
 
-const (
-	ringSize     = 32 << 20
-	maxRingFrame = ringSize / 8
-	// A batch is dispatched once it holds batchTarget bytes or batchMaxItems
-	// items (frames and TOC entries).
-	batchTarget   = 256 << 10
-	batchMaxItems = 512
-	maxBatches    = 64
-	// A batch keeps its output buffer for reuse up to this capacity.
-	maxKeptOut = 1 << 20
-)
+// parTuning sizes the parallel writer. Tests shrink it to reach the ring's
+// wrap-around and the direct frames with small inputs.
+type parTuning struct {
+	ring     int // ring buffer bytes
+	maxFrame int // longest frame kept in the ring; at most ring/8
+	// A batch is dispatched once it holds batchTarget bytes or batchItems
+	// items (frames and TOC entries); batches is how many may be in flight.
+	batchTarget, batchItems, batches int
+}
+
+var defaultTuning = parTuning{ring: 32 << 20, maxFrame: 4 << 20, batchTarget: 256 << 10, batchItems: 512, batches: 64}
+
+// A batch keeps its output buffer for reuse up to this capacity.
+const maxKeptOut = 1 << 20
+
+// maxWorkers caps the workers by level. Every worker holds a zstd encoder
+// state: match tables of 0.25 MiB (levels 1-2), 1.25 MiB (3-5), 4 MiB (6-9)
+// or 34 MiB (10 and more), plus the history of frames longer than a block.
+// At level 3 the producer (tar walk, chunker, tar-split) and the gzip reader
+// keep up with about three workers, so more only cost memory.
+func maxWorkers(level int) int {
+	if zstd.EncoderLevelFromZstd(level) == zstd.SpeedBestCompression {
+		return 4
+	}
+	return 8
+}
+
+// smallEncoderState: at these levels a worker keeps a second encoder state
+// for EncodeAll (see singleBlockMax), which saves a copy of every frame.
+func smallEncoderState(level int) bool {
+	l := zstd.EncoderLevelFromZstd(level)
+	return l == zstd.SpeedFastest || l == zstd.SpeedDefault
+}
+
+// singleBlockMax is the encoder's block size at level: a frame shorter than
+// this is written by Encoder.Close as EncodeAll writes it (Close compresses
+// the buffered bytes with encodeAll when no block was flushed yet, and Write
+// flushes one only when the buffer reaches the block size).
+// zstd.WithEncoderLevel sets 64 KiB blocks for SpeedFastest; the other
+// levels keep the default 128 KiB.
+func singleBlockMax(level int) int {
+	if zstd.EncoderLevelFromZstd(level) == zstd.SpeedFastest {
+		return 64 << 10
+	}
+	return 128 << 10
+}
 
 // Frame item flags.
 const (
@@ -199,9 +234,12 @@ type curFrame struct {
 
 // parOutput is the parallel frameOutput.
 type parOutput struct {
-	em   *emitState
-	denc *zstd.Encoder // the producer's encoder for direct frames
-	dsum hash.Hash     // chunk hash of a direct frame
+	tune      parTuning
+	singleMax int  // singleBlockMax(level)
+	encodeAll bool // workers use EncodeAll for frames of one block
+	em        *emitState
+	denc      *zstd.Encoder // the producer's encoder for direct frames
+	dsum      hash.Hash     // chunk hash of a direct frame
 
 	ring      []byte
 	tail      int64 // ring position of the next byte
@@ -236,8 +274,9 @@ type parOutput struct {
 	ringPool *[]byte
 }
 
+// ringPool keeps rings of defaultTuning.ring bytes.
 var ringPool = sync.Pool{New: func() any {
-	b := make([]byte, ringSize)
+	b := make([]byte, defaultTuning.ring)
 	return &b
 }}
 
@@ -246,7 +285,13 @@ func encoderOptions(level int) []zstd.EOption {
 	return []zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level))}
 }
 
-func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error), level, workers int) (*parOutput, error) {
+func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error), level, workers int, tune *parTuning) (*parOutput, error) {
+	if tune == nil {
+		tune = &defaultTuning
+	}
+	if tune.maxFrame > tune.ring/8 || tune.batches < 2 || tune.batchItems < 1 {
+		return nil, errors.New("internal error: bad parallel tuning")
+	}
 	denc, err := newEncoder(nil)
 	if err != nil {
 		return nil, err
@@ -260,18 +305,25 @@ func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, e
 		}
 	}
 	o := &parOutput{
-		em:    &emitState{out: out, diff: sha256.New(), fileHash: sha256.New()},
-		denc:  denc,
-		dsum:  sha256.New(),
-		free:  make(chan *batch, maxBatches),
-		work:  make(chan *batch, maxBatches),
-		ord:   make(chan *batch, maxBatches),
-		metas: make([]chunkMeta, 0, 16),
+		tune:      *tune,
+		singleMax: singleBlockMax(level),
+		encodeAll: smallEncoderState(level),
+		em:        &emitState{out: out, diff: sha256.New(), fileHash: sha256.New()},
+		denc:      denc,
+		dsum:      sha256.New(),
+		free:      make(chan *batch, tune.batches),
+		work:      make(chan *batch, tune.batches),
+		ord:       make(chan *batch, tune.batches),
+		metas:     make([]chunkMeta, 0, 16),
 	}
-	o.ringPool = ringPool.Get().(*[]byte)
-	o.ring = *o.ringPool
+	if tune.ring == defaultTuning.ring {
+		o.ringPool = ringPool.Get().(*[]byte)
+		o.ring = *o.ringPool
+	} else {
+		o.ring = make([]byte, tune.ring)
+	}
 	o.cond.L = &o.mu
-	for range maxBatches {
+	for range tune.batches {
 		o.free <- &batch{done: make(chan struct{}, 1)}
 	}
 	o.batch = <-o.free
@@ -297,6 +349,10 @@ func (o *parOutput) worker(enc *zstd.Encoder) {
 	h := sha256.New()
 	w := &appendWriter{}
 	for b := range o.work {
+		// Room for incompressible content: no growth while compressing.
+		if need := b.size + 64*len(b.items) + 1024; cap(b.out) < need {
+			b.out = make([]byte, 0, need)
+		}
 		w.b = b.out[:0]
 		for i := range b.items {
 			it := &b.items[i]
@@ -307,6 +363,18 @@ func (o *parOutput) worker(enc *zstd.Encoder) {
 			chunk := it.flags&fChunk != 0
 			if chunk {
 				h.Reset()
+			}
+			if o.encodeAll && it.zeros == 0 && it.n > 0 && it.n < o.singleMax {
+				// What Write + Close do for a frame of one block, without
+				// copying it into the stream encoder's block buffer.
+				p := o.ring[it.pos : it.pos+it.n]
+				w.b = enc.EncodeAll(p, w.b)
+				if chunk {
+					h.Write(p)
+					h.Sum(it.sum[:0])
+				}
+				it.clen = len(w.b) - start
+				continue
 			}
 			enc.Reset(w)
 			var err error
@@ -443,7 +511,7 @@ func (o *parOutput) appendBytes(p []byte) error {
 			z -= k
 		}
 	}
-	if !o.cur.direct && o.cur.n+len(p) > maxRingFrame {
+	if !o.cur.direct && o.cur.n+len(p) > o.tune.maxFrame {
 		if err := o.toDirect(); err != nil {
 			return err
 		}
@@ -528,7 +596,7 @@ func (o *parOutput) commit(f curFrame, flags uint8) error {
 	b := o.batch
 	if f.zeros > 0 {
 		it.zeros = f.zeros
-		b.size += int(min(f.zeros, batchTarget))
+		b.size += int(min(f.zeros, int64(o.tune.batchTarget)))
 	} else if f.n > 0 {
 		it.pos = int(f.start % int64(len(o.ring)))
 		it.n = f.n
@@ -536,7 +604,7 @@ func (o *parOutput) commit(f curFrame, flags uint8) error {
 		b.size += f.n
 	}
 	b.items = append(b.items, it)
-	if b.size >= batchTarget || len(b.items) >= batchMaxItems {
+	if b.size >= o.tune.batchTarget || len(b.items) >= o.tune.batchItems {
 		return o.dispatch()
 	}
 	return nil
@@ -612,7 +680,7 @@ func (o *parOutput) endFile(main FileMetadata) error {
 	b.chunks = append(b.chunks, o.metas...)
 	b.entries = append(b.entries, entryItem{meta: main, c0: c0, c1: len(b.chunks), hashed: o.fileHashed})
 	b.items = append(b.items, frameItem{entry: int32(len(b.entries) - 1)})
-	if len(b.items) >= batchMaxItems {
+	if len(b.items) >= o.tune.batchItems {
 		return o.dispatch()
 	}
 	return nil

@@ -1,14 +1,29 @@
 package zstdchunked
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/opencontainers/go-digest"
+	"go.podman.io/storage/pkg/chunked/compressor"
 )
 
 // TestMeasureSpeed compares Encode with compressor.ZstdCompressor on a real
@@ -125,4 +140,182 @@ func TestMeasureVerifySpeed(t *testing.T) {
 	mb := float64(res.UncompressedSize) / 1e6
 	t.Logf("Verify of %.1f MB (%d bytes compressed), GOMAXPROCS %d: %v (%.0f MB/s of layer), heap in use after %d MB",
 		mb, res.CompressedSize, runtime.GOMAXPROCS(0), best, mb/best.Seconds(), ms.HeapInuse>>20)
+}
+
+// TestMeasureGzipPipeline measures gzip -> zstd:chunked the way fmtconv runs
+// it, each case in its own process (wall time, CPU time, peak RSS): the
+// layer named by ZSTDCHUNKED_BENCH_GZ (a gzip-compressed tar) is gunzipped
+// with klauspost/compress/gzip and fed to
+//
+//   - reference:  compressor.ZstdCompressor (go.podman.io/storage), output
+//     to a file and hashed, as internal/bench does;
+//   - sequential: Encode with Parallelism 1, output to a file;
+//   - parallel:   Encode with Parallelism 0 and GOMAXPROCS=2;
+//
+// and the floor is `gzip -dc LAYER | zstd -3 -T2 > /dev/null`. Cases
+// alternate for ZSTDCHUNKED_BENCH_RUNS rounds (default 5); the medians are
+// logged, with the largest peak RSS. The three blobs must be identical.
+// ZSTDCHUNKED_BENCH_PROFILE=DIR writes a CPU profile of each Go case.
+//
+//	ZSTDCHUNKED_BENCH_GZ=/tmp/layer.gz go test -run TestMeasureGzipPipeline -v -timeout 1h ./zstdchunked/
+func TestMeasureGzipPipeline(t *testing.T) {
+	path := os.Getenv("ZSTDCHUNKED_BENCH_GZ")
+	if path == "" {
+		t.Skip("set ZSTDCHUNKED_BENCH_GZ to a gzip-compressed tar")
+	}
+	runs := 5
+	if v := os.Getenv("ZSTDCHUNKED_BENCH_RUNS"); v != "" {
+		runs, _ = strconv.Atoi(v)
+	}
+	tarSize, err := gunzippedSize(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	type sample struct{ wall, cpu, rssMiB float64 }
+	cases := []string{"floor", "reference", "sequential", "parallel"}
+	samples := map[string][]sample{}
+	digests := map[string]string{}
+	for round := 0; round < runs; round++ {
+		for _, c := range cases {
+			var cmd *exec.Cmd
+			if c == "floor" {
+				cmd = exec.Command("sh", "-c", `gzip -dc "$1" | zstd -q -3 -T2 > /dev/null`, "sh", path)
+			} else {
+				cmd = exec.Command(os.Args[0], "-test.run=^TestMeasureChild$", "-test.v")
+				cmd.Env = append(os.Environ(), "ZSTDCHUNKED_CHILD="+c, "ZSTDCHUNKED_CHILD_OUT="+filepath.Join(dir, c+".blob"))
+				if c == "parallel" {
+					cmd.Env = append(cmd.Env, "GOMAXPROCS=2")
+				}
+			}
+			var stdout bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v\n%s", c, err, stdout.String())
+			}
+			wall := time.Since(start).Seconds()
+			ps := cmd.ProcessState
+			ru := ps.SysUsage().(*syscall.Rusage)
+			samples[c] = append(samples[c], sample{wall, (ps.UserTime() + ps.SystemTime()).Seconds(), float64(ru.Maxrss) / 1024})
+			if c != "floor" {
+				m := regexp.MustCompile(`RESULT (\S+)`).FindStringSubmatch(stdout.String())
+				if m == nil {
+					t.Fatalf("%s: no result:\n%s", c, stdout.String())
+				}
+				digests[c] = m[1]
+			}
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("input %s: tar %.1f MB; %d rounds; load average %s", path, float64(tarSize)/1e6, runs, strings.TrimSpace(string(load)))
+	floor := 0.0
+	for _, c := range cases {
+		ss := samples[c]
+		walls, cpus := make([]float64, len(ss)), make([]float64, len(ss))
+		rss := 0.0
+		for i, s := range ss {
+			walls[i], cpus[i] = s.wall, s.cpu
+			rss = max(rss, s.rssMiB)
+		}
+		wall, cpu := median(walls), median(cpus)
+		if c == "floor" {
+			floor = wall
+		}
+		t.Logf("%-10s wall %6.2f s (min %.2f)  cpu %6.2f s  %4.0f MB/s  peak RSS %4.0f MiB  %.2fx floor",
+			c, wall, slices.Min(walls), cpu, float64(tarSize)/1e6/wall, rss, wall/floor)
+	}
+	if digests["reference"] != digests["sequential"] || digests["reference"] != digests["parallel"] {
+		t.Fatalf("blobs differ: %v", digests)
+	}
+	t.Logf("identical blobs and annotations: %s", digests["parallel"])
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func gunzippedSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	return io.Copy(io.Discard, zr)
+}
+
+// TestMeasureChild is one case of TestMeasureGzipPipeline, in a child process.
+func TestMeasureChild(t *testing.T) {
+	c := os.Getenv("ZSTDCHUNKED_CHILD")
+	if c == "" {
+		t.Skip("run by TestMeasureGzipPipeline")
+	}
+	if dir := os.Getenv("ZSTDCHUNKED_BENCH_PROFILE"); dir != "" {
+		pf, err := os.Create(filepath.Join(dir, c+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
+	in, err := os.Open(os.Getenv("ZSTDCHUNKED_BENCH_GZ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(in, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(os.Getenv("ZSTDCHUNKED_CHILD_OUT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var blob digest.Digest
+	var ann map[string]string
+	switch c {
+	case "reference":
+		bw := bufio.NewWriterSize(f, 1<<20)
+		h := sha256.New()
+		ann = map[string]string{}
+		level := 3
+		w, err := compressor.ZstdCompressor(io.MultiWriter(bw, h), ann, &level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(w, zr); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		blob = digest.NewDigest(digest.SHA256, h)
+	case "sequential", "parallel":
+		par := 0
+		if c == "sequential" {
+			par = 1
+		}
+		res, err := Encode(context.Background(), f, zr, EncodeOptions{Level: 3, Parallelism: par})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob, ann = res.Digest, res.Annotations
+	default:
+		t.Fatalf("unknown case %q", c)
+	}
+	fmt.Printf("RESULT %s/%s\n", blob.Encoded()[:16], digest.FromString(fmt.Sprint(ann)).Encoded()[:16])
 }
