@@ -17,6 +17,7 @@ import (
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
+	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/transport"
 	"github.com/fmtconv/fmtconv/zstdchunked"
@@ -43,8 +44,8 @@ type layerResult struct {
 	diffID       digest.Digest
 	// keepsDiffID: the plan promised the uncompressed stream stays bit for bit.
 	keepsDiffID bool
-	// nydusBootstrap is the layer's own bootstrap when it was packed into a Nydus blob.
-	nydusBootstrap []byte
+	// nydusLayer is what the merged bootstrap needs when the layer was packed into a Nydus blob.
+	nydusLayer *nydus.LayerBootstrap
 	report         LayerReport
 }
 
@@ -266,7 +267,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		rep.Note = joinNote(rep.Note, enc.Deviation)
 	}
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, keepsDiffID: plan.KeepsDiffID, report: *rep,
-		nydusBootstrap: enc.NydusBootstrap,
+		nydusLayer: enc.NydusLayer,
 		change:         manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
 

@@ -65,10 +65,10 @@ func (c *converter) nydusBootstraps(m *manifestedit.Manifest) []nydus.LayerBoots
 		if !ok || j.result == nil {
 			continue // dropped
 		}
-		if j.result.nydusBootstrap == nil {
+		if j.result.nydusLayer == nil {
 			return nil // already a Nydus image: its bootstrap layer is reused
 		}
-		out = append(out, nydus.LayerBootstrap{BlobID: j.result.change.Digest.Encoded(), Bootstrap: j.result.nydusBootstrap})
+		out = append(out, *j.result.nydusLayer)
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/fmtconv/fmtconv/estargz"
+	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -67,9 +68,9 @@ type EncodeResult struct {
 	UncompressedSize int64
 	// TOCDigest is the digest runtimes look a chunked layer up by, if the format has one.
 	TOCDigest digest.Digest
-	// NydusBootstrap is a Nydus blob layer's own bootstrap, which the image's merged bootstrap is
-	// built from.
-	NydusBootstrap []byte
+	// NydusLayer is what the image's merged Nydus bootstrap needs of a packed layer (its own
+	// bootstrap, blob id and size, TOC digest, the directories its tar only implied).
+	NydusLayer *nydus.LayerBootstrap
 	// Deviation is set when the blob differs from what the format's reference writer would have
 	// produced for the same input and level, and says why (for example to keep the diff_id).
 	Deviation string

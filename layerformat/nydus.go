@@ -21,6 +21,7 @@ func encodeNydus(ctx context.Context, w io.Writer, tar io.Reader, o EncodeOption
 		}
 		return nil, err
 	}
+	lb := res.LayerBootstrap()
 	return &EncodeResult{Annotations: map[string]string{AnnotationNydusBlob: "true"}, DiffID: res.Digest,
-		UncompressedSize: res.Size, NydusBootstrap: res.Bootstrap}, nil
+		UncompressedSize: res.Size, NydusLayer: &lb}, nil
 }
