@@ -46,7 +46,7 @@ type layerResult struct {
 	keepsDiffID bool
 	// nydusLayer is what the merged bootstrap needs when the layer was packed into a Nydus blob.
 	nydusLayer *nydus.LayerBootstrap
-	report         LayerReport
+	report     LayerReport
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -268,7 +268,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	}
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, keepsDiffID: plan.KeepsDiffID, report: *rep,
 		nydusLayer: enc.NydusLayer,
-		change:         manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
+		change:     manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
 
 func joinNote(a, b string) string {
