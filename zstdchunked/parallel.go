@@ -671,9 +671,10 @@ func (o *parOutput) endFile(main FileMetadata) error {
 	o.cur.payload = false
 	if o.cur.direct {
 		// Only an entry without payload ends while its header frame is
-		// direct: every earlier item is written, the producer owns o.em.
+		// direct: every earlier item is written, the producer owns o.em
+		// (but not o.em.out, which the encoder's goroutines may be writing).
 		ent := entryItem{meta: main}
-		return o.em.endEntry(&ent, nil, o.em.out.n)
+		return o.em.endEntry(&ent, nil, 0)
 	}
 	b := o.batch
 	c0 := len(b.chunks)

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -204,6 +205,9 @@ func TestMeasureGzipPipeline(t *testing.T) {
 					t.Fatalf("%s: no result:\n%s", c, stdout.String())
 				}
 				digests[c] = m[1]
+				if ps := regexp.MustCompile(`PS (.*)`).FindStringSubmatch(stdout.String()); ps != nil {
+					t.Logf("round %d %s: wall %.2f s, cpu %.2f s; %s", round, c, wall, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), ps[1])
+				}
 			}
 		}
 	}
@@ -318,4 +322,10 @@ func TestMeasureChild(t *testing.T) {
 		t.Fatalf("unknown case %q", c)
 	}
 	fmt.Printf("RESULT %s/%s\n", blob.Encoded()[:16], digest.FromString(fmt.Sprint(ann)).Encoded()[:16])
+	// How busy the Ps were: idle P time is time no goroutine was ready to
+	// run (the pipeline waiting on itself), whatever the machine's load.
+	ms := []metrics.Sample{{Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(ms)
+	fmt.Printf("PS idle %.2f of %.2f P-seconds (%.0f%% busy), GC %.2f\n", ms[0].Value.Float64(), ms[1].Value.Float64(),
+		100*(1-ms[0].Value.Float64()/ms[1].Value.Float64()), ms[2].Value.Float64())
 }
