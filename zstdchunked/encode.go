@@ -18,7 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	jsoniter "github.com/json-iterator/go"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/archive/tar"
@@ -140,6 +139,13 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	tsCounter := &countWriter{w: tsEnc}
 	packer := storage.NewJSONPacker(tsCounter)
 
+	// The TOC is marshalled and compressed while the layer is written.
+	toc, err := newTOCWriter(newEncoder)
+	if err != nil {
+		return nil, err
+	}
+	defer toc.release()
+
 	st := &encodeState{
 		ctx:    ctx,
 		packer: packer,
@@ -151,14 +157,14 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	}
 	workers = min(workers, maxWorkers(level))
 	if workers <= 1 {
-		seq, err := newSeqOutput(out, newEncoder)
+		seq, err := newSeqOutput(out, newEncoder, toc)
 		if err != nil {
 			return nil, err
 		}
 		st.out = seq
 		st.in = bufio.NewReaderSize(tarStream, inputBufSize)
 	} else {
-		par, err := newParOutput(out, newEncoder, level, workers, opts.tuning)
+		par, err := newParOutput(out, newEncoder, level, workers, toc, opts.tuning)
 		if err != nil {
 			return nil, err
 		}
@@ -177,37 +183,21 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	if err := st.walk(); err != nil {
 		return nil, err
 	}
-	entries, diffID, usize, err := st.out.end()
+	diffID, usize, err := st.out.end()
 	if err != nil {
 		return nil, err
 	}
 	if err := tsEnc.Close(); err != nil {
 		return nil, err
 	}
-	// The frame encoders are done; drop them before the TOC encoder
-	// allocates its own 16 MiB history.
 	st.out.abort()
 	st.out, tsEnc = nil, nil
 
 	// TOC, tar-split and footer: minimal.WriteZstdChunkedManifest.
-	toc := TOC{Version: 1, Entries: entries, TarSplitDigest: tsDigester.Digest()}
-	manifest, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(toc)
+	compressedTOC, manifestLen, err := toc.finish(tsDigester.Digest())
 	if err != nil {
 		return nil, err
 	}
-	var tocBuf bytes.Buffer
-	tocEnc, err := newEncoder(&tocBuf)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tocEnc.Write(manifest); err != nil {
-		tocEnc.Close()
-		return nil, err
-	}
-	if err := tocEnc.Close(); err != nil {
-		return nil, err
-	}
-	compressedTOC := tocBuf.Bytes()
 	tocDigest := digest.FromBytes(compressedTOC)
 
 	tocOffset := uint64(out.n) + SkippableFrameHeaderSize
@@ -224,7 +214,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		Size:                       FooterSize,
 		TOCOffset:                  tocOffset,
 		TOCLength:                  uint64(len(compressedTOC)),
-		TOCUncompressedLength:      uint64(len(manifest)),
+		TOCUncompressedLength:      uint64(manifestLen),
 		ManifestType:               ManifestTypeCRFS,
 		TarSplitOffset:             tsOffset,
 		TarSplitLength:             uint64(len(tsData)),
@@ -240,7 +230,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	res := &EncodeResult{
 		Annotations: map[string]string{
 			AnnotationManifestChecksum: tocDigest.String(),
-			AnnotationManifestPosition: fmt.Sprintf("%d:%d:%d:%d", tocOffset, len(compressedTOC), len(manifest), ManifestTypeCRFS),
+			AnnotationManifestPosition: fmt.Sprintf("%d:%d:%d:%d", tocOffset, len(compressedTOC), manifestLen, ManifestTypeCRFS),
 			AnnotationTarSplitPosition: fmt.Sprintf("%d:%d:%d", tsOffset, len(tsData), tsCounter.n),
 		},
 		TOCDigest:        tocDigest,
@@ -296,16 +286,16 @@ type frameOutput interface {
 	beginFile() frameSink
 	// endFile ends the entry whose payload went to the sink; main is its TOC
 	// entry without offsets, digest and chunk fields, which the output fills
-	// in once the frames are placed.
+	// in once the frames are placed, then hands to the tocWriter.
 	endFile(main FileMetadata) error
 	// closeLast writes what the current frame holds, then the trailer with
 	// Encoder.ReadFrom (as io.Copy does in the reference), and closes the
 	// last frame. The trailer reader calls countTrailer for its bytes.
 	closeLast(trailer io.Reader) error
 	countTrailer(p []byte)
-	// end returns the TOC entries, the diff_id and the uncompressed size
-	// once every frame is written.
-	end() ([]FileMetadata, digest.Digest, int64, error)
+	// end returns the diff_id and the uncompressed size once every frame and
+	// TOC entry is written.
+	end() (digest.Digest, int64, error)
 	// abort releases encoders and goroutines; it may be called more than
 	// once, also after end.
 	abort()
@@ -346,15 +336,15 @@ type seqOutput struct {
 	fw       *frameWriter
 	frames   payloadFrames
 	fileHash hash.Hash
-	entries  []FileMetadata
+	toc      *tocWriter
 }
 
-func newSeqOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error)) (*seqOutput, error) {
+func newSeqOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error), toc *tocWriter) (*seqOutput, error) {
 	enc, err := newEncoder(out)
 	if err != nil {
 		return nil, err
 	}
-	return &seqOutput{fw: &frameWriter{enc: enc, out: out, diff: sha256.New()}, fileHash: sha256.New()}, nil
+	return &seqOutput{fw: &frameWriter{enc: enc, out: out, diff: sha256.New()}, fileHash: sha256.New(), toc: toc}, nil
 }
 
 func (o *seqOutput) header(p []byte) error { return o.fw.write(p) }
@@ -373,32 +363,7 @@ func (o *seqOutput) endFile(main FileMetadata) error {
 	}
 	main.Offset = frames.startOffset
 	main.EndOffset = frames.lastOffset
-	o.entries = appendEntries(o.entries, main, frames.chunks)
-	return nil
-}
-
-// appendEntries appends the TOC entries of one tar entry: main, and for a
-// file of several chunks one "chunk" entry per further chunk, the chunk
-// fields going to main for chunk 0 (minimal.NewFileMetadata + the
-// compressor's chunk loop).
-func appendEntries(entries []FileMetadata, main FileMetadata, chunks []chunkInfo) []FileMetadata {
-	first := len(entries)
-	entries = append(entries, main)
-	for i := 1; i < len(chunks); i++ {
-		entries = append(entries, FileMetadata{Type: TypeChunk, Name: main.Name, ChunkOffset: chunks[i].chunkOffset})
-	}
-	if len(chunks) > 1 {
-		for i := range chunks {
-			e := &entries[first+i]
-			e.ChunkSize = chunks[i].size
-			e.Offset = chunks[i].offset
-			e.ChunkDigest = chunks[i].digest
-			if chunks[i].zeros {
-				e.ChunkType = ChunkTypeZeros
-			}
-		}
-	}
-	return entries
+	return o.toc.add(main, frames.chunks)
 }
 
 func (o *seqOutput) closeLast(trailer io.Reader) error {
@@ -413,8 +378,8 @@ func (o *seqOutput) countTrailer(p []byte) {
 	o.fw.usize += int64(len(p))
 }
 
-func (o *seqOutput) end() ([]FileMetadata, digest.Digest, int64, error) {
-	return o.entries, digest.NewDigest(digest.SHA256, o.fw.diff), o.fw.usize, nil
+func (o *seqOutput) end() (digest.Digest, int64, error) {
+	return digest.NewDigest(digest.SHA256, o.fw.diff), o.fw.usize, nil
 }
 
 func (o *seqOutput) abort() {

@@ -134,7 +134,7 @@ type emitState struct {
 	usize    int64
 	fileHash hash.Hash
 	chunks   []chunkPos // chunk frames since the last TOC entry
-	entries  []FileMetadata
+	toc      *tocWriter
 	infos    []chunkInfo
 }
 
@@ -213,9 +213,8 @@ func (e *emitState) endEntry(ent *entryItem, chunks []chunkMeta, end int64) erro
 			})
 		}
 	}
-	e.entries = appendEntries(e.entries, main, e.infos)
 	e.chunks = e.chunks[:0]
-	return nil
+	return e.toc.add(main, e.infos)
 }
 
 func sumDigest(sum [sha256.Size]byte) string {
@@ -285,7 +284,7 @@ func encoderOptions(level int) []zstd.EOption {
 	return []zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level))}
 }
 
-func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error), level, workers int, tune *parTuning) (*parOutput, error) {
+func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, error), level, workers int, toc *tocWriter, tune *parTuning) (*parOutput, error) {
 	if tune == nil {
 		tune = &defaultTuning
 	}
@@ -308,7 +307,7 @@ func newParOutput(out *countWriter, newEncoder func(io.Writer) (*zstd.Encoder, e
 		tune:      *tune,
 		singleMax: singleBlockMax(level),
 		encodeAll: smallEncoderState(level),
-		em:        &emitState{out: out, diff: sha256.New(), fileHash: sha256.New()},
+		em:        &emitState{out: out, diff: sha256.New(), fileHash: sha256.New(), toc: toc},
 		denc:      denc,
 		dsum:      sha256.New(),
 		free:      make(chan *batch, tune.batches),
@@ -718,12 +717,12 @@ func (o *parOutput) closeLast(trailer io.Reader) error {
 
 func (o *parOutput) countTrailer(p []byte) { o.em.content(p, 0) }
 
-func (o *parOutput) end() ([]FileMetadata, digest.Digest, int64, error) {
+func (o *parOutput) end() (digest.Digest, int64, error) {
 	if err := o.barrier(); err != nil {
-		return nil, "", 0, err
+		return "", 0, err
 	}
 	o.stop()
-	return o.em.entries, digest.NewDigest(digest.SHA256, o.em.diff), o.em.usize, nil
+	return digest.NewDigest(digest.SHA256, o.em.diff), o.em.usize, nil
 }
 
 // stop ends the goroutines.

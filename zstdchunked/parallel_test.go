@@ -308,7 +308,7 @@ func TestParallelWriteError(t *testing.T) {
 // TestOutputsAgreeOnRandomSinkCalls drives the sequential and the parallel
 // frameOutput with the same random calls, in orders the chunker never makes
 // too (zeros and data mixed in one frame, several holes in a row, empty
-// frames), and compares blob, TOC entries, diff_id and size.
+// frames), and compares blob, TOC, diff_id and size.
 func TestOutputsAgreeOnRandomSinkCalls(t *testing.T) {
 	tunings := append(testTunings[1:], struct {
 		name string
@@ -321,7 +321,7 @@ func TestOutputsAgreeOnRandomSinkCalls(t *testing.T) {
 			if !bytes.Equal(got.blob, want.blob) {
 				t.Fatalf("seed %d %s: blobs differ at %d", seed, tu.name, firstDiff(got.blob, want.blob))
 			}
-			if !reflect.DeepEqual(got.entries, want.entries) || got.diff != want.diff || got.usize != want.usize {
+			if !bytes.Equal(got.toc, want.toc) || got.diff != want.diff || got.usize != want.usize {
 				t.Fatalf("seed %d %s: entries, diff_id or size differ", seed, tu.name)
 			}
 		}
@@ -329,10 +329,10 @@ func TestOutputsAgreeOnRandomSinkCalls(t *testing.T) {
 }
 
 type drivenOutput struct {
-	blob    []byte
-	entries []FileMetadata
-	diff    string
-	usize   int64
+	blob  []byte
+	toc   []byte // compressed TOC
+	diff  string
+	usize int64
 }
 
 // driveOutput replays the random calls of seed on the sequential output
@@ -343,12 +343,16 @@ func driveOutput(t *testing.T, seed int64, tune *parTuning) drivenOutput {
 	var buf bytes.Buffer
 	out := &countWriter{w: &buf, h: nil}
 	newEncoder := func(w io.Writer) (*zstd.Encoder, error) { return zstd.NewWriter(w, encoderOptions(3)...) }
+	toc, err := newTOCWriter(newEncoder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer toc.release()
 	var o frameOutput
-	var err error
 	if tune == nil {
-		o, err = newSeqOutput(out, newEncoder)
+		o, err = newSeqOutput(out, newEncoder, toc)
 	} else {
-		o, err = newParOutput(out, newEncoder, 3, 1+r.Intn(4), tune)
+		o, err = newParOutput(out, newEncoder, 3, 1+r.Intn(4), toc, tune)
 		r = rand.New(rand.NewSource(seed)) // same calls as the sequential run
 	}
 	if err != nil {
@@ -411,9 +415,11 @@ func driveOutput(t *testing.T, seed int64, tune *parTuning) drivenOutput {
 	check(o.header(zeros(1024)))
 	trailer := randBytes(r, r.Intn(3)*size())
 	check(o.closeLast(&trailerCounter{r: bytes.NewReader(trailer), o: o}))
-	entries, diff, usize, err := o.end()
+	diff, usize, err := o.end()
 	check(err)
-	return drivenOutput{buf.Bytes(), entries, diff.String(), usize}
+	tocBlob, _, err := toc.finish("sha256:0")
+	check(err)
+	return drivenOutput{buf.Bytes(), tocBlob, diff.String(), usize}
 }
 
 type trailerCounter struct {
@@ -453,6 +459,57 @@ func TestSingleBlockEncodeAll(t *testing.T) {
 					t.Fatalf("level %d, %d bytes: EncodeAll equal to Write+Close: %v", level, n, same)
 				}
 			}
+		}
+	}
+}
+
+// TestTOCWriterMatchesMarshal: the streamed TOC JSON is jsoniter's Marshal of
+// the whole TOC, for entries with every field and awkward strings, and for
+// no entries at all.
+func TestTOCWriterMatchesMarshal(t *testing.T) {
+	tm := time.Date(2023, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	var entries []FileMetadata
+	for i, name := range []string{"a", "<b>&\"c\"\\", "ünï/名前", "x\u2028y\x01", ""} {
+		entries = append(entries, FileMetadata{Type: TypeReg, Name: name, Linkname: name + "l", Mode: int64(i), Size: int64(i * 1000),
+			UID: i, GID: 2 * i, ModTime: &tm, AccessTime: &tm, Devmajor: 1, Devminor: 2,
+			Xattrs: map[string]string{"user.b": "AQI=", "user.a": name}, Digest: "sha256:00", Offset: 5, EndOffset: 9,
+			ChunkSize: 3, ChunkOffset: 4, ChunkDigest: "sha256:11", ChunkType: ChunkTypeZeros})
+		entries = append(entries, FileMetadata{Type: TypeChunk, Name: name})
+	}
+	newEncoder := func(w io.Writer) (*zstd.Encoder, error) { return zstd.NewWriter(w, encoderOptions(3)...) }
+	var many []FileMetadata // a JSON of several zstd blocks
+	for range 200 {
+		many = append(many, entries...)
+	}
+	for _, es := range [][]FileMetadata{nil, entries[:1], entries, many} {
+		tw, err := newTOCWriter(newEncoder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if err := tw.add(e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, n, err := tw.finish("sha256:abc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := tocJSON.Marshal(TOC{Version: 1, Entries: es, TarSplitDigest: "sha256:abc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := decodeAll(t, got)
+		if !bytes.Equal(plain, want) || n != int64(len(want)) {
+			t.Fatalf("%d entries: streamed TOC\n%s\nMarshal\n%s", len(es), plain, want)
+		}
+		enc := newTestEncoder(t, nil, 3)
+		var one bytes.Buffer
+		enc.Reset(&one)
+		enc.Write(want)
+		enc.Close()
+		if !bytes.Equal(got, one.Bytes()) {
+			t.Fatalf("%d entries: the streamed frame differs from one Write + Close", len(es))
 		}
 	}
 }
