@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +41,9 @@ func checkErr(t *testing.T, err error) {
 func exercise(t *testing.T, fsys *FS) {
 	_ = fsys.Info()
 	_ = fsys.Walk(func(e *Entry) error {
-		if e.Type == FileTypeReg && e.Size <= 1<<20 {
+		// io/fs cannot address a name that is not valid UTF-8 (fs.ValidPath), so ReadFile rightly
+		// answers fs.ErrInvalid for it; ToTar below still reads such files through the tree.
+		if e.Type == FileTypeReg && e.Size <= 1<<20 && fs.ValidPath(e.Path) {
 			_, err := fsys.ReadFile(e.Path)
 			var pe interface{ Unwrap() error }
 			if errors.As(err, &pe) {
