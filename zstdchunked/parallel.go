@@ -20,9 +20,11 @@ import (
 // depend only on its content and the options), and hash the chunk frames. One
 // emitter goroutine takes the batches in order: it writes the compressed
 // frames, hashes the uncompressed stream (diff_id) and the files of several
-// chunks, and builds the TOC entries, whose offsets are only known there.
-// Then it releases the batch's part of the ring. Memory is bounded by the
-// ring and the number of batches (see parTuning).
+// chunks, and completes the TOC entries, whose offsets are only known there,
+// handing them to the tocWriter. Then it releases the batch's part of the
+// ring. Memory is bounded by the ring and the number of batches (see
+// parTuning); the gzip (or other) input is read ahead on one more goroutine
+// (readAhead).
 //
 // Frames that do not fit the ring (longer than maxFrame) and the last
 // frame (Write + ReadFrom) are written on the producer's own encoder after a
@@ -39,7 +41,7 @@ type parTuning struct {
 	batchTarget, batchItems, batches int
 }
 
-var defaultTuning = parTuning{ring: 32 << 20, maxFrame: 4 << 20, batchTarget: 256 << 10, batchItems: 512, batches: 64}
+var defaultTuning = parTuning{ring: 16 << 20, maxFrame: 2 << 20, batchTarget: 256 << 10, batchItems: 512, batches: 32}
 
 // A batch keeps its output buffer for reuse up to this capacity.
 const maxKeptOut = 1 << 20
