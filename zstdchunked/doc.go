@@ -67,6 +67,11 @@
 //     The last frame is written with Write for the last header bytes and then
 //     Encoder.ReadFrom for the bytes after the end-of-archive marker (this is
 //     what io.Copy does in the reference, and it changes the block split).
+//     A frame's bytes depend only on its content and these options, not on
+//     the encoder's earlier frames nor on how the content is split into Write
+//     calls; a frame shorter than the encoder's block size (64 KiB at levels
+//     1-2, 128 KiB above) is also what Encoder.EncodeAll gives for it. Encode
+//     relies on this to compress frames on several encoders at once.
 //
 // Footer, 64 bytes = 8 little-endian uint64 slots, inside a skippable frame
 // of length 64 (so the blob ends with 50 2A 4D 18 40 00 00 00 + 64 bytes):
