@@ -110,7 +110,7 @@ const (
 // (TestParallelismSameBytes, TestOutputsAgreeOnRandomSinkCalls).
 //
 // Speed, measured 2026-11-23 with TestMeasureGzipPipeline on a shared AMD
-// EPYC VM with 2 vCPUs (load average about 1.4 during the run), Go 1.26.8,
+// EPYC VM with 2 vCPUs (load average 0.2 to 1.6 during the run), Go 1.26.8,
 // klauspost/compress v1.20.3, go.podman.io/storage v1.65.0. Corpus: the
 // internal/bench layer, a deterministic tar of $(go env GOROOT) without bin/
 // written by archive/tar (16,700 entries in lexical order, fixed mtimes, uid
@@ -120,30 +120,31 @@ const (
 // the blob to a file; level 3; medians of 9 alternating rounds; CPU is user
 // + system time, peak RSS the child's ru_maxrss:
 //
-//	case                                          wall    CPU      MB/s  peak RSS
-//	floor: gzip -dc | zstd -3 -T2 > /dev/null    1.51 s  2.40 s   150    53 MiB
-//	compressor.ZstdCompressor, gunzip in line    5.35 s  6.34 s    42   122 MiB
-//	compressor.ZstdCompressor, tar file (ref-tar) 4.59 s 5.36 s    49   125 MiB
-//	Encode, Parallelism 1 (sequential)           3.32 s  3.67 s    68    76 MiB
-//	Encode, GOMAXPROCS=2 (2 workers)             1.85 s  3.52 s   122   126 MiB
+//	case                                            wall    CPU    MB/s  peak RSS
+//	floor: gzip -dc | zstd -3 -T2 > /dev/null      1.49 s  2.41 s  152    53 MiB
+//	compressor.ZstdCompressor, gunzip in line      5.14 s  6.16 s   44   123 MiB
+//	compressor.ZstdCompressor, tar file (ref-tar)  4.38 s  5.13 s   52   124 MiB
+//	Encode, Parallelism 1 (sequential)             3.21 s  3.53 s   70    76 MiB
+//	Encode, GOMAXPROCS=2 (2 workers)               1.80 s  3.45 s  125   126 MiB
 //
-// (MB/s of the tar.) The parallel Encode is 2.9x faster than the reference
-// fed as fmtconv feeds it (2.5x than the reference reading a tar that was
-// gunzipped beforehand) and takes 1.23x the floor; all blobs are the same
-// 70,696,102 bytes, also with GOMAXPROCS=1 (sequential, and 3 workers),
-// GOMAXPROCS=8 and 8 workers. The two cores are busy 95% of the time (a
-// runtime trace shows 1.5% idle P time), so the wall time is the CPU time
-// over two. Where that CPU goes (perf, cpu-clock samples of the parallel
-// case): klauspost zstd compressing the frames 43% (the reference's frames,
-// byte for byte: 33,045 frames averaging 6.8 KB, so per-frame table setup
-// counts), gunzip (klauspost flate, on the read-ahead goroutine) 17%, sha256
-// (diff_id, chunk and file digests, blob digest; SHA-NI) 11%, memmove 8%
-// (zstd history, ring copy, flate window), kernel (page faults, VM) 7%,
-// rolling checksum 5%, tar-split crc64 3%, runtime and the rest 6%. The
-// floor runs C zstd and gzip and computes none of the digests, checksums or
-// JSON; on two cores 1.8 s, about 1.2x the floor, is what this design gets,
-// and only removing copies (reading payload straight into the ring) is left,
-// worth about 3%.
+// (MB/s of the tar.) The parallel Encode is 2.86x faster than the reference
+// fed as fmtconv and internal/bench feed it, 2.43x faster than the reference
+// reading a tar gunzipped beforehand (which leaves out its 0.7 s of gunzip,
+// while Encode's figure includes it), and takes 1.21x the floor. All blobs
+// are the same 70,696,102 bytes, also with GOMAXPROCS=1 (sequential, and 3
+// workers), GOMAXPROCS=8 and 8 workers on GOMAXPROCS=2. The two cores are
+// busy 96% of the wall time (a runtime trace shows 1.5% idle P time), so the
+// wall time is the CPU time over two. Where that CPU goes (perf, cpu-clock
+// samples of the parallel case; pprof agrees): klauspost zstd compressing the
+// frames 43% (the reference's frames, byte for byte: 33,045 frames averaging
+// 6.8 KB, so per-frame table setup counts), gunzip (klauspost flate, on the
+// read-ahead goroutine) 17%, sha256 (diff_id, chunk and file digests, blob
+// digest; SHA-NI) 11%, memmove 8% (zstd history, ring copy, flate window),
+// kernel (page faults, I/O, VM) 7%, rolling checksum 5%, tar-split crc64 3%,
+// runtime and the rest 6%. The floor runs C zstd and gzip and computes none
+// of the digests, checksums or JSON. On two cores about 1.8 s (1.2x the
+// floor) is what this design reaches; reading payload straight into the ring
+// (one copy less) is the one saving left, about 2%.
 func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOptions) (*EncodeResult, error) {
 	if ctx == nil {
 		ctx = context.Background()
