@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fmtconv/fmtconv/check"
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
@@ -101,7 +102,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 		return err
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
-	out := &hashingWriter{w: tmp, h: sha256.New()}
+	out := hashio.NewWriter(tmp)
 
 	res, err := c.transcode(ctx, j, br, out, tmp, &rep)
 	if prog != nil {
@@ -110,7 +111,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	if err != nil {
 		return err
 	}
-	newDesc := ocispec.Descriptor{Digest: out.digest(), Size: out.n, MediaType: j.desc.MediaType}
+	newDesc := ocispec.Descriptor{Digest: out.Digest(), Size: out.N, MediaType: j.desc.MediaType}
 	if ok, err := c.dst.HasBlob(ctx, newDesc); err != nil {
 		return err
 	} else if !ok {
@@ -148,9 +149,9 @@ func actionOf(j *layerJob) manifestedit.LayerAction {
 
 // transcode reads the source blob once: either copying it (reuse, keep) while decoding it alongside
 // for its diff_id, or decoding it and encoding the tar stream to the target.
-func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out *hashingWriter, tmp *os.File, rep *LayerReport) (*layerResult, error) {
+func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader, out *hashio.Writer, tmp *os.File, rep *LayerReport) (*layerResult, error) {
 	if j.copyOnly {
-		if _, err := io.Copy(out, layerformat.ContextReader(ctx, br)); err != nil {
+		if _, err := io.Copy(out, hashio.ContextReader(ctx, br)); err != nil {
 			return nil, err
 		}
 		rep.Action, rep.Target = "copied", rep.Source
@@ -255,7 +256,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	if enc.Deviation != "" {
 		// The encoder had to leave its reference's byte layout to keep the diff_id: check the blob
 		// with the format's own verifier before anything publishes it.
-		if err := selfCheck(ctx, plan.To, tmp, out.n, enc); err != nil {
+		if err := selfCheck(ctx, plan.To, tmp, out.N, enc); err != nil {
 			return nil, manifestedit.Refuse(manifestedit.UnrepresentableTar, j.desc.Digest.String(),
 				fmt.Sprintf("%s cannot represent this layer bit for bit: %v", plan.To.Kind, err),
 				"convert to zstd or gzip instead, or repair the layer (complete its padding and end-of-archive blocks)")
@@ -317,7 +318,7 @@ func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerforma
 		pr.CloseWithError(err)
 		done <- result{digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), n, err}
 	}()
-	_, err := io.Copy(io.MultiWriter(out, pw), layerformat.ContextReader(ctx, r))
+	_, err := io.Copy(io.MultiWriter(out, pw), hashio.ContextReader(ctx, r))
 	pw.CloseWithError(err)
 	res := <-done
 	if err != nil {
@@ -327,26 +328,6 @@ func copyAndDecode(ctx context.Context, r io.Reader, out io.Writer, f layerforma
 		return "", 0, fmt.Errorf("decoding %s: %w", f, res.err)
 	}
 	return res.d, res.n, nil
-}
-
-type hashingWriter struct {
-	w io.Writer
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	n int64
-}
-
-func (h *hashingWriter) Write(p []byte) (int, error) {
-	n, err := h.w.Write(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	return n, err
-}
-
-func (h *hashingWriter) digest() digest.Digest {
-	return digest.NewDigestFromBytes(digest.SHA256, h.h.Sum(nil))
 }
 
 type progressReader struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
@@ -26,7 +27,7 @@ func (c *converter) fromNydus(ctx context.Context, j *layerJob, r io.Reader, out
 	}
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(spool, h), layerformat.ContextReader(ctx, r))
+	n, err := io.Copy(io.MultiWriter(spool, h), hashio.ContextReader(ctx, r))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/fmtconv/fmtconv/estargz"
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -136,7 +137,7 @@ func encodeStream(ctx context.Context, w io.Writer, tar io.Reader, newWriter fun
 		return nil, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(cw, h), ContextReader(ctx, tar))
+	n, err := io.Copy(io.MultiWriter(cw, h), hashio.ContextReader(ctx, tar))
 	if err != nil {
 		cw.Close()
 		return nil, err
@@ -148,21 +149,6 @@ func encodeStream(ctx context.Context, w io.Writer, tar io.Reader, newWriter fun
 }
 
 func digestOf(h hash.Hash) digest.Digest { return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)) }
-
-// ContextReader makes reads from r fail once ctx is done, so long copies stop on cancellation.
-func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
 
 // ContentError is a layer whose content the target format cannot represent (duplicate paths, a
 // PAX global header, ...). Code is the stable refusal code.

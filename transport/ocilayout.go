@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -85,7 +86,7 @@ func (l *ociLayout) PutBlob(ctx context.Context, r io.Reader, d ocispec.Descript
 		return err
 	}
 	return writeFileAtomic(p, func(f *os.File) error {
-		_, err := io.Copy(f, VerifyingReader(ctxReader{ctx, r}, d.Digest, d.Size))
+		_, err := io.Copy(f, VerifyingReader(hashio.ContextReader(ctx, r), d.Digest, d.Size))
 		return err
 	})
 }

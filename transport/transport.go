@@ -208,16 +208,3 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// ctxReader makes reads fail once ctx is done, so a long copy stops on cancellation.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

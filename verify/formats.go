@@ -8,6 +8,7 @@ import (
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/estargz"
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/fmtconv/fmtconv/tarcheck"
@@ -101,7 +102,7 @@ func (w *walker) inspectTOC(ctx context.Context, l ocispec.Descriptor, lr *Layer
 		return err
 	}
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
-	n, err := io.Copy(spool, layerformat.ContextReader(ctx, r))
+	n, err := io.Copy(spool, hashio.ContextReader(ctx, r))
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/fmtconv/fmtconv/check"
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/tarcheck"
 	digest "github.com/opencontainers/go-digest"
@@ -29,7 +30,7 @@ func needsRandomAccess(f layerformat.Format) bool {
 // and the tar stream is hashed (the diff_id) and checked entry by entry; formats with a TOC get
 // their blob spooled to a temporary file for their own checks afterwards.
 func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult,
-	f layerformat.Format, blob *countingHash, br *bufio.Reader) error {
+	f layerformat.Format, blob *hashio.Reader, br *bufio.Reader) error {
 	idx := lr.Index
 	locate := func(fs []check.Finding) {
 		for _, x := range fs {
@@ -85,7 +86,7 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 		}
 		locate(res.Findings)
 		// What a limit left unread is still decompressed, so the decoder's own errors surface.
-		_, derr := io.Copy(io.Discard, layerformat.ContextReader(ctx, dec))
+		_, derr := io.Copy(io.Discard, hashio.ContextReader(ctx, dec))
 		dec.Close()
 		if derr != nil {
 			var se *sourceError
@@ -114,14 +115,14 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 		}
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
-	if got := blob.digest(); got != l.Digest {
+	if got := blob.Digest(); got != l.Digest {
 		find(CheckBlobDigest, Error, fmt.Sprintf("the blob's content has digest %s", got))
 	}
-	if blob.n != l.Size {
-		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.n, l.Size))
+	if blob.N != l.Size {
+		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.N, l.Size))
 	}
 	if spool != nil {
-		info, fs, err := formatChecks(ctx, f, spool, blob.n, l.Annotations, lr.DiffID, w.limits)
+		info, fs, err := formatChecks(ctx, f, spool, blob.N, l.Annotations, lr.DiffID, w.limits)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
 		}

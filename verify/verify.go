@@ -7,13 +7,13 @@ package verify
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/fmtconv/fmtconv/check"
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
@@ -263,27 +263,6 @@ func (w *walker) readConfig(ctx context.Context, d ocispec.Descriptor, md digest
 	return b, nil
 }
 
-// countingHash hashes and counts what passes through it.
-type countingHash struct {
-	r io.Reader
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	n int64
-}
-
-func (c *countingHash) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingHash) digest() digest.Digest {
-	return digest.NewDigestFromBytes(digest.SHA256, c.h.Sum(nil))
-}
-
 func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descriptor, lr *LayerResult) error {
 	idx := lr.Index
 	find := func(id string, sev check.Severity, msg string) {
@@ -294,7 +273,7 @@ func (w *walker) layer(ctx context.Context, md digest.Digest, l ocispec.Descript
 		return err
 	}
 	defer rc.Close()
-	blob := &countingHash{r: rc, h: sha256.New()}
+	blob := hashio.NewReader(rc)
 	br := bufio.NewReaderSize(blob, 1<<20)
 	head, err := br.Peek(layerformat.HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
@@ -340,15 +319,15 @@ func (w *walker) blob(ctx context.Context, md digest.Digest, l ocispec.Descripto
 		return err
 	}
 	defer rc.Close()
-	b := &countingHash{r: rc, h: sha256.New()}
-	if _, err := io.Copy(io.Discard, layerformat.ContextReader(ctx, b)); err != nil {
+	b := hashio.NewReader(rc)
+	if _, err := io.Copy(io.Discard, hashio.ContextReader(ctx, b)); err != nil {
 		return fmt.Errorf("blob %s: %w", l.Digest, err)
 	}
-	if got := b.digest(); got != l.Digest {
+	if got := b.Digest(); got != l.Digest {
 		w.add(Finding{Check: CheckBlobDigest, Severity: Error, Manifest: md, Layer: &idx, Blob: l.Digest, Message: fmt.Sprintf("the blob's content has digest %s", got)})
 	}
-	if b.n != l.Size {
-		w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: md, Layer: &idx, Blob: l.Digest, Message: fmt.Sprintf("the blob has %d bytes, its descriptor says %d", b.n, l.Size)})
+	if b.N != l.Size {
+		w.add(Finding{Check: CheckBlobSize, Severity: Error, Manifest: md, Layer: &idx, Blob: l.Digest, Message: fmt.Sprintf("the blob has %d bytes, its descriptor says %d", b.N, l.Size)})
 	}
 	return nil
 }
