@@ -85,7 +85,7 @@ type converter struct {
 
 func (c *converter) planOptions() manifestedit.PlanOptions {
 	return manifestedit.PlanOptions{Target: c.o.Target, Force: c.o.Force, ManifestFormat: c.o.ManifestFormat,
-		RemoveSignatures: c.o.RemoveSignatures, KeepEstargzFiles: c.o.KeepEstargzFiles,
+		RemoveSignatures: c.o.RemoveSignatures, KeepEstargzFiles: c.o.KeepEstargzFiles, NydusMergePlatform: c.o.NydusMergePlatform,
 		DestName: c.dst.Name(), DestManifestTypes: c.dst.ManifestTypes()}
 }
 
@@ -162,6 +162,11 @@ func (c *converter) run(ctx context.Context) error {
 	for k, img := range images {
 		img.plan = &plan.Manifests[k]
 	}
+	if c.o.NydusMergePlatform && !c.dst.CanStoreIndex() {
+		return manifestedit.Refuse(manifestedit.DestNoIndex, c.dst.Name(),
+			"--nydus-merge-platform writes an index (the OCI and the Nydus manifest of each platform) and the destination holds one image",
+			"write to oci:, oci-archive: or docker://, or drop --nydus-merge-platform")
+	}
 	if index != nil && !c.dst.CanStoreIndex() {
 		if imageCount(images) != 1 {
 			return manifestedit.Refuse(manifestedit.DestNoIndex, c.dst.Name(),
@@ -192,6 +197,9 @@ func (c *converter) run(ctx context.Context) error {
 			return err
 		}
 		newDigest[img.src.Digest] = edited[k].desc.Digest
+	}
+	if c.o.NydusMergePlatform {
+		return c.writeMergedIndex(ctx, index, images, edited)
 	}
 	var changes []manifestedit.InstanceChange
 	if index != nil {
@@ -322,6 +330,15 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 		c.layers[j.desc.Digest] = j
 		order = append(order, j)
 	}
+	// Blobs copied unchanged for --nydus-merge-platform's OCI manifests: the same source blobs as
+	// the Nydus conversion reads, so they are jobs of their own.
+	copies := map[digest.Digest]bool{}
+	addCopy := func(l ocispec.Descriptor) {
+		if !copies[l.Digest] {
+			copies[l.Digest] = true
+			order = append(order, &layerJob{desc: l, copyOnly: true})
+		}
+	}
 	for _, img := range images {
 		m := img.src.Manifest
 		if img.plan.Role != manifestedit.RoleImage {
@@ -337,6 +354,10 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 		}
 		img.diffIDs = diffIDs // nil for schema1: computed from the content
 		for i, l := range m.Layers {
+			if img.plan.MergedOCI != nil {
+				// The OCI manifest kept beside the Nydus one lists the source blobs as they are.
+				addCopy(l)
+			}
 			if img.plan.Layers[i].Action == manifestedit.ActionDrop {
 				continue
 			}
@@ -364,6 +385,8 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 type editedImage struct {
 	raw  []byte
 	desc ocispec.Descriptor
+	// mergedOCI is, with --nydus-merge-platform, the OCI manifest kept beside this Nydus one.
+	mergedOCI *editedImage
 }
 
 // editImage writes an image's config (its layers are already written) and returns its edited
@@ -446,6 +469,11 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 	}
 	cfgDesc := ocispec.Descriptor{MediaType: manifestedit.ConfigMediaType(m.Config.MediaType, img.plan.OutType, c.o.Target),
 		Digest: digest.FromBytes(config), Size: int64(len(config))}
+	if img.plan.MergedOCI != nil {
+		// Plain containerd must not pick the Nydus manifest of a merged index: it would pull the
+		// blobs as layers. nydus-snapshotter finds it by the index entry's artifactType.
+		cfgDesc.MediaType = layerformat.MediaTypeNydusConfig
+	}
 	if err := c.retry(ctx, "config "+cfgDesc.Digest.String(), func() error { return c.putBytes(ctx, config, cfgDesc, true) }); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -454,10 +482,18 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 		return nil, err
 	}
 	desc := ocispec.Descriptor{MediaType: img.plan.OutType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	c.report.Manifests = append(c.report.Manifests, ManifestReport{Platform: img.plan.Platform, SourceDigest: img.src.Digest,
+	mr := ManifestReport{Platform: img.plan.Platform, SourceDigest: img.src.Digest,
 		Digest: desc.Digest, MediaType: img.plan.OutType, SourceConfig: m.Config.Digest, Config: cfgDesc.Digest,
-		ConfigRewrites: cfgDesc.Digest != m.Config.Digest})
-	return &editedImage{raw: raw, desc: desc}, nil
+		ConfigRewrites: cfgDesc.Digest != m.Config.Digest}
+	out := &editedImage{raw: raw, desc: desc}
+	if img.plan.MergedOCI != nil {
+		if out.mergedOCI, err = c.writeMergedOCI(ctx, img); err != nil {
+			return nil, err
+		}
+		mr.Merged = "nydus"
+	}
+	c.report.Manifests = append(c.report.Manifests, mr)
+	return out, nil
 }
 
 // withDescriptorFields keeps the fields of the source config descriptor (annotations, ...) and

@@ -50,6 +50,9 @@ type Options struct {
 	NydusCompressor       string
 	NydusChunkSize        uint32
 	NydusPrefetchPatterns []string
+	// NydusMergePlatform writes an OCI index holding, per platform, the source's OCI manifest (an
+	// empty layer prepended) followed by the Nydus manifest (nydusify --merge-platform).
+	NydusMergePlatform bool
 	// eStargz encoder settings (zero: 4 MiB chunks, no packing, no prioritized files).
 	EstargzChunkSize, EstargzMinChunkSize int
 	EstargzPrioritizedFiles               []string
@@ -112,6 +115,9 @@ type ManifestReport struct {
 	Config         digest.Digest `json:"config"`
 	ConfigRewrites bool          `json:"configRewritten"`
 	PassedThrough  bool          `json:"passedThrough,omitempty"`
+	// Merged is, in a merged-platform Nydus index, "oci" (the source's manifest with the empty
+	// layer prepended) or "nydus".
+	Merged string `json:"merged,omitempty"`
 }
 
 // LayerReport is one layer of one manifest.

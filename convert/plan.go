@@ -28,6 +28,9 @@ func (rep *Report) WritePlan(w io.Writer) {
 			}
 			fmt.Fprintf(w, "  layer %d %s %d: %s (%s)\n", l.Index, l.Digest, l.Size, action, l.Reason)
 		}
+		if mo := m.MergedOCI; mo != nil {
+			fmt.Fprintf(w, "  beside it: OCI manifest %s, config %s, empty first layer %s (%s)\n", mo.Digest, mo.Config, mo.EmptyLayer, mo.Reason)
+		}
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)

@@ -112,6 +112,12 @@ var NydusHistoryEntry = map[string]string{"created_by": "Nydus Converter", "comm
 
 // AppendHistory returns config with one more history entry, keeping every other field.
 func AppendHistory(config []byte, entry map[string]string) ([]byte, error) {
+	return addHistory(config, entry, false)
+}
+
+// addHistory adds a history entry at the end, or at the start when prepend is set. Prepending to
+// a config without history adds nothing: a lone entry would not match the layers.
+func addHistory(config []byte, entry map[string]string, prepend bool) ([]byte, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(config, &fields); err != nil {
 		return nil, fmt.Errorf("parsing image config: %w", err)
@@ -126,7 +132,14 @@ func AppendHistory(config []byte, entry map[string]string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	history = append(history, b)
+	switch {
+	case !prepend:
+		history = append(history, b)
+	case len(history) == 0:
+		return config, nil
+	default:
+		history = append([]json.RawMessage{b}, history...)
+	}
 	if fields["history"], err = json.Marshal(history); err != nil {
 		return nil, err
 	}

@@ -155,6 +155,11 @@ func ConfigMediaType(src string, outType string, target layerformat.Kind) string
 // EditManifest returns the bytes of m with a new media type, config and layers. When nothing
 // changes it returns m.Raw itself, so the manifest digest stays.
 func EditManifest(m *Manifest, outType string, config ocispec.Descriptor, layers []ocispec.Descriptor) ([]byte, error) {
+	return editManifest(m, outType, config, layers, nil)
+}
+
+// editManifest is EditManifest that also sets manifest annotations (OCI only).
+func editManifest(m *Manifest, outType string, config ocispec.Descriptor, layers []ocispec.Descriptor, annotations map[string]string) ([]byte, error) {
 	fields := maps.Clone(m.fields)
 	if outType == layerformat.MediaTypeDockerManifest {
 		// Fields Docker schema2 does not have.
@@ -183,6 +188,18 @@ func EditManifest(m *Manifest, outType string, config ocispec.Descriptor, layers
 	}
 	if err := set("layers", layers); err != nil {
 		return nil, err
+	}
+	if len(annotations) > 0 && outType == layerformat.MediaTypeOCIManifest {
+		ann := map[string]string{}
+		if raw, ok := fields["annotations"]; ok {
+			if err := json.Unmarshal(raw, &ann); err != nil {
+				return nil, fmt.Errorf("manifest annotations: %w", err)
+			}
+		}
+		maps.Copy(ann, annotations)
+		if err := set("annotations", ann); err != nil {
+			return nil, err
+		}
 	}
 	if sameJSON(fields, m.fields) {
 		return m.Raw, nil

@@ -183,6 +183,18 @@ type ManifestPlan struct {
 	Reason  string      `json:"reason"`
 	OutType string      `json:"outType,omitempty"`
 	Layers  []LayerPlan `json:"layers,omitempty"`
+	// MergedOCI is, with --nydus-merge-platform, the OCI manifest kept beside this image's Nydus
+	// manifest; it is decided (digests included) before anything is written.
+	MergedOCI *MergedOCIPlan `json:"mergedOCI,omitempty"`
+}
+
+// MergedOCIPlan is the OCI side of one image in a merged-platform Nydus index.
+type MergedOCIPlan struct {
+	Digest     digest.Digest `json:"digest"`
+	MediaType  string        `json:"mediaType"`
+	Config     digest.Digest `json:"config"`
+	EmptyLayer digest.Digest `json:"emptyLayer"`
+	Reason     string        `json:"reason"`
 }
 
 // Plan is every decision of a conversion, made before any blob is written.
@@ -202,7 +214,10 @@ type PlanOptions struct {
 	RemoveSignatures bool
 	// KeepEstargzFiles keeps stargz.index.json and the landmarks when a layer leaves eStargz.
 	KeepEstargzFiles bool
-	DestName         string
+	// NydusMergePlatform writes an index holding both the OCI and the Nydus manifest per platform
+	// (target Nydus only).
+	NydusMergePlatform bool
+	DestName           string
 	// DestManifestTypes are the manifest types the destination accepts (nil = any).
 	DestManifestTypes []string
 }
@@ -259,6 +274,9 @@ func Role(m *Manifest, desc ocispec.Descriptor) ManifestRole {
 // *Refusal; nothing has been written when it is.
 func MakePlan(src Source, o PlanOptions) (*Plan, error) {
 	p := &Plan{Target: layerformat.TargetFormat(o.Target)}
+	if o.NydusMergePlatform && o.Target != layerformat.Nydus {
+		return nil, fmt.Errorf("--nydus-merge-platform needs --to nydus, not --to %s", o.Target)
+	}
 	if len(src.Signatures) > 0 && !o.RemoveSignatures {
 		return nil, Refuse(SignedSource, src.Name,
 			fmt.Sprintf("the source is signed (%s); converting changes every manifest digest, so those signatures would no longer match",
@@ -280,7 +298,9 @@ func MakePlan(src Source, o PlanOptions) (*Plan, error) {
 		p.Manifests = append(p.Manifests, *mp)
 		p.Warnings = append(p.Warnings, manifestWarnings(sm, mp)...)
 	}
-	if src.IsIndex {
+	if o.NydusMergePlatform {
+		p.IndexType = layerformat.MediaTypeOCIIndex
+	} else if src.IsIndex {
 		var types []string
 		for _, m := range p.Manifests {
 			types = append(types, m.OutType)
@@ -342,6 +362,11 @@ func planManifest(sm SourceManifest, o PlanOptions) (*ManifestPlan, error) {
 	}
 	if !slices.ContainsFunc(mp.Layers, func(l LayerPlan) bool { return l.Action == ActionConvert }) && mp.OutType == m.MediaType {
 		mp.Reason = "every layer is already in the target format"
+	}
+	if o.NydusMergePlatform {
+		if err := planMergedOCI(sm, mp); err != nil {
+			return nil, err
+		}
 	}
 	return mp, nil
 }
@@ -447,4 +472,26 @@ func platformKey(p *ocispec.Platform) string {
 		return ""
 	}
 	return Platform{p.OS, p.Architecture, p.Variant}.String()
+}
+
+// planMergedOCI decides the OCI manifest kept beside the Nydus one (--nydus-merge-platform).
+func planMergedOCI(sm SourceManifest, mp *ManifestPlan) error {
+	instead := "convert the OCI source image with --nydus-merge-platform, or drop the flag"
+	if sm.Schema1 != nil {
+		return Refuse(NydusMergeSource, sm.Digest.String(), "a Docker schema1 manifest cannot be kept beside its Nydus manifest (it has no config to prepend the empty layer to)",
+			"convert it to OCI first (fmtconv convert --to gzip --format oci), then to Nydus with --nydus-merge-platform")
+	}
+	for _, l := range mp.Layers {
+		if k := l.From.Kind; k == layerformat.NydusBlob || k == layerformat.NydusBootstrap {
+			return Refuse(NydusMergeSource, sm.Digest.String(), "the source manifest is already a Nydus image, so there is no OCI manifest to keep beside it", instead)
+		}
+	}
+	mo, err := NydusMergedOCI(sm)
+	if err != nil {
+		return err
+	}
+	_, empty := NydusEmptyLayer()
+	mp.MergedOCI = &MergedOCIPlan{Digest: mo.Descriptor.Digest, MediaType: mo.Descriptor.MediaType, Config: mo.ConfigDescriptor.Digest, EmptyLayer: empty.Digest,
+		Reason: "kept beside the Nydus manifest: the source layers unchanged after an empty gzip layer (" + AnnotationNydusEmptyLayer + "), so runtimes never share its snapshots with the stock image"}
+	return nil
 }

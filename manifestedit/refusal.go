@@ -34,6 +34,10 @@ const (
 	NydusMixed Code = "NYDUS_MIXED"
 	// NondistributableNydus: Nydus needs every file, and a layer is foreign (non-distributable).
 	NondistributableNydus Code = "NONDISTRIBUTABLE_NYDUS"
+	// NydusMergeSource: --nydus-merge-platform keeps the source's OCI manifest beside the Nydus one,
+	// and the source manifest is already Nydus, or is Docker schema1 (which cannot take the empty
+	// first layer).
+	NydusMergeSource Code = "NYDUS_MERGE_SOURCE"
 	// Schema1Destination: the destination can only hold Docker schema1, which cannot describe
 	// any conversion result.
 	Schema1Destination Code = "DEST_SCHEMA1"

@@ -55,6 +55,7 @@ func convertCommand() *cli.Command {
 		&cli.StringFlag{Name: "nydus-compressor", Value: "zstd", Usage: "Nydus chunk compressor: zstd, lz4_block or none"},
 		&cli.UintFlag{Name: "nydus-chunk-size", Value: 1 << 20, Usage: "Nydus chunk size (a power of two, 4 KiB to 16 MiB)"},
 		&cli.StringFlag{Name: "nydus-prefetch-patterns", Usage: "`FILE` of absolute paths (one per line) Nydus prefetches (default: everything)"},
+		&cli.BoolFlag{Name: "nydus-merge-platform", Usage: "write an OCI index holding, per platform, the OCI manifest (an empty layer prepended) and then the Nydus manifest, as nydusify --merge-platform"},
 		&cli.Int64Flag{Name: "max-layer-size", Usage: "refuse a layer that decompresses to more than this many bytes (default 256 GiB)"},
 		&cli.IntFlag{Name: "retry-times", Value: 3, Usage: "retry a failed registry or I/O step this many times"},
 		&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "delay before the first retry (it doubles every time)"},
@@ -106,9 +107,13 @@ Examples:
 				MaxLayerSize:        c.Int64("max-layer-size"),
 				NydusCompressor:     c.String("nydus-compressor"),
 				NydusChunkSize:      uint32(c.Uint("nydus-chunk-size")),
+				NydusMergePlatform:  c.Bool("nydus-merge-platform"),
 				Retry:               convert.Retry{Times: c.Int("retry-times"), Delay: c.Duration("retry-delay")},
 				EstargzChunkSize:    c.Int("estargz-chunk-size"),
 				EstargzMinChunkSize: c.Int("estargz-min-chunk-size"),
+			}
+			if opts.NydusMergePlatform && target != layerformat.Nydus {
+				return usageError("--nydus-merge-platform needs --to nydus")
 			}
 			if target == layerformat.Estargz && c.Int("estargz-level") >= 0 {
 				opts.Level = c.Int("estargz-level")
