@@ -200,9 +200,10 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		return nil, err
 	}
 	defer rawDec.Close()
-	dec := c.limitDecoded(j, from, rawDec)
-	srcHash := sha256.New()
-	tarStream := io.TeeReader(dec, srcHash)
+	// src hashes the stream as the encoder reads it; a plain encoder (gzip, zstd, uncompressed)
+	// takes its digest as the diff_id instead of hashing the same bytes a second time.
+	src := hashio.NewReader(c.limitDecoded(j, from, rawDec))
+	var tarStream io.Reader = src
 	if plan.StripEstargzFiles {
 		stripped := layerformat.StripEstargzFiles(tarStream)
 		defer stripped.Close()
@@ -246,13 +247,13 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 	} else if n > 0 {
 		return nil, fmt.Errorf("encoder to %s stopped %d bytes before the end of the tar stream", plan.To, n)
 	}
-	if _, err := io.Copy(srcHash, dec); err != nil { // what a stripping filter left unread
+	if _, err := io.Copy(io.Discard, src); err != nil { // what a stripping filter left unread
 		return nil, err
 	}
 	if err := expectEOF(br); err != nil {
 		return nil, err
 	}
-	sourceDiffID := digest.NewDigestFromBytes(digest.SHA256, srcHash.Sum(nil))
+	sourceDiffID := src.Digest()
 	if enc.Deviation != "" {
 		// The encoder had to leave its reference's byte layout to keep the diff_id: check the blob
 		// with the format's own verifier before anything publishes it.

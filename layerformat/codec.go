@@ -2,7 +2,6 @@ package layerformat
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -11,7 +10,6 @@ import (
 	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/nydus"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
@@ -37,7 +35,9 @@ func Decode(f Format, r io.Reader, o DecodeOptions) (io.ReadCloser, error) {
 	case Uncompressed:
 		return io.NopCloser(r), nil
 	case Gzip, Estargz, NydusBootstrap: // nydus-snapshotter writes the bootstrap layer as tar+gzip
-		zr, err := gzip.NewReader(r)
+		// pgzip inflates in a goroutine of its own, up to 4 MiB ahead of the reader, so the
+		// hashing and encoding that read the stream run beside the inflating, not after it.
+		zr, err := pgzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
@@ -131,13 +131,19 @@ type nopWriteCloser struct{ io.Writer }
 func (nopWriteCloser) Close() error { return nil }
 
 // encodeStream runs a plain (lossless, non-chunked) compressor; its diff_id is the input's digest.
+// A tar that is a *hashio.Reader nothing was read from yet is already hashed as it is read: its
+// digest is the diff_id, without a second sha256 pass over the stream.
 func encodeStream(ctx context.Context, w io.Writer, tar io.Reader, newWriter func(io.Writer) (io.WriteCloser, error)) (*EncodeResult, error) {
 	cw, err := newWriter(w)
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(cw, h), hashio.ContextReader(ctx, tar))
+	src, ok := tar.(*hashio.Reader)
+	if !ok || src.N != 0 {
+		src = hashio.NewReader(tar)
+	}
+	// The compressors read straight into their block buffers (io.ReaderFrom).
+	n, err := io.Copy(cw, hashio.ContextReader(ctx, src))
 	if err != nil {
 		cw.Close()
 		return nil, err
@@ -145,7 +151,7 @@ func encodeStream(ctx context.Context, w io.Writer, tar io.Reader, newWriter fun
 	if err := cw.Close(); err != nil {
 		return nil, err
 	}
-	return &EncodeResult{DiffID: digestOf(h), UncompressedSize: n}, nil
+	return &EncodeResult{DiffID: src.Digest(), UncompressedSize: n}, nil
 }
 
 func digestOf(h hash.Hash) digest.Digest { return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)) }
