@@ -12,6 +12,7 @@ replace (
 require (
 	github.com/containerd/stargz-snapshotter/estargz v0.19.1
 	github.com/distribution/distribution/v3 v3.1.2
+	github.com/erofs/go-erofs v0.3.1
 	github.com/json-iterator/go v1.1.12
 	github.com/klauspost/compress v1.20.3
 	github.com/klauspost/pgzip v1.2.7

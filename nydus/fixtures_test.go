@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -189,55 +187,6 @@ func (w *writerAtBuf) WriteAt(p []byte, off int64) (int, error) {
 func (w *writerAtBuf) grow(n int64) {
 	if int64(len(w.b)) < n {
 		w.b = append(w.b, make([]byte, n-int64(len(w.b)))...)
-	}
-}
-
-// fsck.erofs --extract on the derived raw devices and our reader give the same trees.
-func TestFixturesAgainstFsckErofs(t *testing.T) {
-	needTool(t, "fsck.erofs")
-	f22, _, _ := open22(t)
-	layer := readFixture(t, fxLayer2fa)
-	f2fa, err := OpenLayer(bytes.NewReader(layer), int64(len(layer)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name      string
-		f         *FS
-		boot, dev string
-		wantFiles map[string]string
-	}{
-		{"rafs-v6-2.2", f22, fxBoot22, fxRawBe7d, want22},
-		{"2fa78cad", f2fa, fxBoot2fa, fxRaw2fa, want2fa},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ours := ourTree(t, c.f)
-			// 1. with the README's derived raw device
-			disk := diskTree(t, fsckExtract(t, fixturePath(t, c.boot), fixturePath(t, c.dev)))
-			n := compareTrees(t, ours, disk, compareOpts{meta: os.Geteuid() == 0, links: true})
-			for p, w := range c.wantFiles {
-				if disk[p].SHA != w {
-					t.Errorf("fsck.erofs extracted %s with sha256 %s, README says %s", p, disk[p].SHA, w)
-				}
-			}
-			// 2. with the raw device we export
-			dev := filepath.Join(t.TempDir(), "raw")
-			fh, err := os.Create(dev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			size, err := c.f.WriteRawDevice(0, fh)
-			if err == nil {
-				err = fh.Truncate(size)
-			}
-			fh.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			disk2 := diskTree(t, fsckExtract(t, fixturePath(t, c.boot), dev))
-			compareTrees(t, ours, disk2, compareOpts{meta: os.Geteuid() == 0, links: true})
-			t.Logf("%s: %d entries identical between fsck.erofs --extract and our reader (names, types, sizes, sha256, targets, mode/uid/gid/mtime)", c.name, n)
-		})
 	}
 }
 

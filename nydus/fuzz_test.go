@@ -3,6 +3,7 @@ package nydus
 import (
 	"bytes"
 	"errors"
+	"github.com/fmtconv/fmtconv/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
@@ -17,7 +18,7 @@ var fuzzLimits = Options{MaxBootstrapSize: 4 << 20, MaxCISize: 1 << 20}
 func fuzzSeed(f *testing.F, name string) []byte {
 	b, err := os.ReadFile(filepath.Join(fixtureDirRel, name))
 	if err != nil {
-		if inCI() {
+		if testenv.InCI() {
 			f.Fatalf("fixture %s: %v (CI=true)", name, err)
 		}
 		f.Logf("SKIP seed %s: %v", name, err)

@@ -45,7 +45,7 @@ func TestPackCatalogueRoundTrip(t *testing.T) {
 					t.Fatalf("VerifyLayer: %s", dumpFindings(fs))
 				}
 				f := openPacked(t, blob)
-				n := sameTree(t, "ToTar of the packed layer", want, fsTree(t, f), tree.Options{})
+				n := tree.Expect(t, "ToTar of the packed layer", want, fsTree(t, f), tree.Options{})
 				// the result's bootstrap is the inlined one
 				lb, err := ParseLayerBlob(bytes.NewReader(blob), int64(len(blob)))
 				if err != nil {
@@ -90,7 +90,7 @@ func TestTreeComparisonCatchesDifferences(t *testing.T) {
 		}
 		mutate(w)
 		ft := &fakeT{}
-		sameTree(ft, "x", w, got, tree.Options{})
+		tree.Expect(ft, "x", w, got, tree.Options{})
 		if !ft.failed {
 			t.Error("a mutated tree compared equal")
 		}
@@ -161,7 +161,7 @@ func TestPackEdgeCases(t *testing.T) {
 			}
 			f := openPacked(t, blob)
 			got := fsTree(t, f)
-			n := sameTree(t, "edge layer", want, got, tree.Options{Ignore: implicitDirs})
+			n := tree.Expect(t, "edge layer", want, got, tree.Options{Ignore: implicitDirs})
 			if strings.Join(res.ImplicitDirs, ",") != ".,"+strings.Join(implicitDirs, ",") {
 				t.Errorf("implicit dirs %v", res.ImplicitDirs)
 			}
@@ -586,11 +586,7 @@ func TestLZ4Encoder(t *testing.T) {
 	if compressed < 15 {
 		t.Fatalf("only %d inputs compressed", compressed)
 	}
-	lz4, err := exec.LookPath("lz4")
-	if err != nil {
-		skipOrFail(t, "lz4 CLI not installed: blocks only checked with our decoder")
-		return
-	}
+	lz4 := needTool(t, "lz4") // without it, blocks are only checked with our decoder
 	dir := t.TempDir()
 	in := filepath.Join(dir, "frames.lz4")
 	if err := os.WriteFile(in, frames, 0o644); err != nil {

@@ -46,48 +46,83 @@ func Clean(name string) string {
 // Read reads one layer's tar stream. A path seen twice keeps its last entry, as extraction does.
 func Read(r io.Reader) (Tree, error) {
 	t := Tree{}
+	err := readEntries(r, func(name string, n Node) error {
+		t[name] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// readEntries calls fn with the cleaned name and the node of every entry of a tar stream,
+// in order (PAX global headers skipped).
+func readEntries(r io.Reader, fn func(name string, n Node) error) error {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return t, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		n := Node{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, ModTime: h.ModTime.UTC(),
-			Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size}
-		if n.Type == tar.TypeRegA {
-			n.Type = tar.TypeReg
+		n, err := readNode(h, tr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
 		}
-		switch n.Type {
-		case tar.TypeSymlink:
-			n.Linkname = h.Linkname
-		case tar.TypeLink:
-			n.Linkname = Clean(h.Linkname)
-			n.Size = 0
+		if err := fn(Clean(h.Name), n); err != nil {
+			return err
 		}
-		for k, v := range h.PAXRecords {
-			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if n.Xattrs == nil {
-					n.Xattrs = map[string]string{}
-				}
-				n.Xattrs[name] = v
-			}
-		}
-		if n.Type == tar.TypeReg {
-			hs := sha256.New()
-			c, err := io.Copy(hs, tr)
-			if err != nil {
-				return nil, err
-			}
-			n.Size, n.SHA256 = c, hex.EncodeToString(hs.Sum(nil))
-		}
-		t[Clean(h.Name)] = n
 	}
+}
+
+// readNode makes the node of one tar entry, reading a regular file's content from r.
+func readNode(h *tar.Header, r io.Reader) (Node, error) {
+	n := Node{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, ModTime: h.ModTime.UTC(),
+		Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size}
+	if n.Type == tar.TypeRegA {
+		n.Type = tar.TypeReg
+	}
+	switch n.Type {
+	case tar.TypeSymlink:
+		n.Linkname = h.Linkname
+	case tar.TypeLink:
+		n.Linkname = Clean(h.Linkname)
+		n.Size = 0
+	}
+	for k, v := range h.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if n.Xattrs == nil {
+				n.Xattrs = map[string]string{}
+			}
+			n.Xattrs[name] = v
+		}
+	}
+	if n.Type == tar.TypeReg {
+		hs := sha256.New()
+		c, err := io.Copy(hs, r)
+		if err != nil {
+			return Node{}, err
+		}
+		n.Size, n.SHA256 = c, hex.EncodeToString(hs.Sum(nil))
+	}
+	return n, nil
+}
+
+// Resolved returns the tree as an extraction shows it: every name of a hard-linked inode
+// carries the node of the file it links to, with Group listing all the names (as Diff
+// compares them). Trees read from disk or from a filesystem image are built this way.
+func (t Tree) Resolved() Tree { return t.resolveHardlinks() }
+
+// LinkGroup is the Group of a hard-linked inode with these names (sorted in place).
+func LinkGroup(names []string) string {
+	sort.Strings(names)
+	return strings.Join(names, "\x00")
 }
 
 // resolveHardlinks makes every member of a hard-link group look the same: the target's
@@ -116,8 +151,7 @@ func (t Tree) resolveHardlinks() Tree {
 	}
 	for r, members := range groups {
 		members = append(members, r)
-		sort.Strings(members)
-		g := strings.Join(members, "\x00")
+		g := LinkGroup(members)
 		base, ok := t[r]
 		if !ok {
 			continue
