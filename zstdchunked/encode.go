@@ -35,6 +35,11 @@ type EncodeOptions struct {
 	// GOMAXPROCS, 1 the sequential writer (one zstd.Encoder on the calling
 	// goroutine, as the reference). Every value writes the same bytes.
 	Parallelism int
+	// NoDiffID and NoDigest leave EncodeResult.DiffID (the sha256 of the input)
+	// and Digest (the blob's) empty, for a caller that hashes the input or the
+	// blob as they pass anyway (fmtconv's hashio reader and writer): the same
+	// bytes are not hashed twice. The blob is the same.
+	NoDiffID, NoDigest bool
 
 	tuning *parTuning // tests only
 }
@@ -159,7 +164,10 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	}
 
 	bw := bufio.NewWriterSize(w, 1<<20)
-	out := &countWriter{w: bw, h: sha256.New()}
+	out := &countWriter{w: bw}
+	if !opts.NoDigest {
+		out.h = sha256.New()
+	}
 
 	// tar-split: JSON lines -> zstd (same level) -> memory + digest.
 	var tsCompressed bytes.Buffer
@@ -198,12 +206,18 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		if err != nil {
 			return nil, err
 		}
+		if opts.NoDiffID {
+			seq.fw.diff = nil
+		}
 		st.out = seq
 		st.in = bufio.NewReaderSize(tarStream, inputBufSize)
 	} else {
 		par, err := newParOutput(out, newEncoder, level, workers, toc, opts.tuning)
 		if err != nil {
 			return nil, err
+		}
+		if opts.NoDiffID {
+			par.em.diff = nil
 		}
 		st.out = par
 		ra := newReadAhead(tarStream)
@@ -274,7 +288,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		DiffID:           diffID,
 		UncompressedSize: usize,
 		CompressedSize:   out.n,
-		Digest:           digest.NewDigest(digest.SHA256, out.h),
+		Digest:           sumOf(out.h),
 	}
 	if len(st.deviations) > 0 {
 		res.Deviated = true
@@ -343,7 +357,7 @@ type frameOutput interface {
 type frameWriter struct {
 	enc   *zstd.Encoder
 	out   *countWriter
-	diff  hash.Hash // sha256 of the uncompressed stream
+	diff  hash.Hash // sha256 of the uncompressed stream (nil: EncodeOptions.NoDiffID)
 	usize int64
 }
 
@@ -351,7 +365,9 @@ func (f *frameWriter) write(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	f.diff.Write(p)
+	if f.diff != nil {
+		f.diff.Write(p)
+	}
 	f.usize += int64(len(p))
 	_, err := f.enc.Write(p)
 	return err
@@ -411,12 +427,23 @@ func (o *seqOutput) closeLast(trailer io.Reader) error {
 }
 
 func (o *seqOutput) countTrailer(p []byte) {
-	o.fw.diff.Write(p)
+	if o.fw.diff != nil {
+		o.fw.diff.Write(p)
+	}
 	o.fw.usize += int64(len(p))
 }
 
 func (o *seqOutput) end() (digest.Digest, int64, error) {
-	return digest.NewDigest(digest.SHA256, o.fw.diff), o.fw.usize, nil
+	return sumOf(o.fw.diff), o.fw.usize, nil
+}
+
+// sumOf is h's sha256 digest, or "" without a hash (EncodeOptions.NoDiffID,
+// NoDigest).
+func sumOf(h hash.Hash) digest.Digest {
+	if h == nil {
+		return ""
+	}
+	return digest.NewDigest(digest.SHA256, h)
 }
 
 func (o *seqOutput) abort() {

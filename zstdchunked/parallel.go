@@ -132,7 +132,7 @@ func (b *batch) reset() {
 // the TOC. The producer uses it only after a barrier.
 type emitState struct {
 	out      *countWriter
-	diff     hash.Hash
+	diff     hash.Hash // nil: EncodeOptions.NoDiffID
 	usize    int64
 	fileHash hash.Hash
 	chunks   []chunkPos // chunk frames since the last TOC entry
@@ -146,7 +146,9 @@ type chunkPos struct {
 }
 
 func (e *emitState) content(p []byte, flags uint8) {
-	e.diff.Write(p)
+	if e.diff != nil {
+		e.diff.Write(p)
+	}
 	e.usize += int64(len(p))
 	if flags&(fFileStart|fFileCont) != 0 {
 		e.fileHash.Write(p)
@@ -724,7 +726,7 @@ func (o *parOutput) end() (digest.Digest, int64, error) {
 		return "", 0, err
 	}
 	o.stop()
-	return digest.NewDigest(digest.SHA256, o.em.diff), o.em.usize, nil
+	return sumOf(o.em.diff), o.em.usize, nil
 }
 
 // stop ends the goroutines.
