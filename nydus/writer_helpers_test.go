@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"testing"
 
 	"github.com/fmtconv/fmtconv/internal/tree"
@@ -67,11 +66,7 @@ func tarTree(t testing.TB, tarb []byte) tree.Tree {
 // ociApply is the OCI merged filesystem of layer tars (tree.ApplyOCI).
 func ociApply(t testing.TB, layers ...[]byte) tree.Tree {
 	t.Helper()
-	var rs []io.Reader
-	for _, l := range layers {
-		rs = append(rs, bytes.NewReader(l))
-	}
-	out, err := tree.ApplyOCI(rs...)
+	out, err := tree.ApplyOCI(layers...)
 	if err != nil {
 		t.Fatalf("tree.ApplyOCI: %v", err)
 	}

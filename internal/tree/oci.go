@@ -2,8 +2,8 @@ package tree
 
 import (
 	"archive/tar"
+	"bytes"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"testing"
@@ -27,7 +27,7 @@ const (
 // its contents), a hard link shares the inode its target has at that moment, and missing
 // parents are created as directories 0755 owned by root with mtime 0. Whiteout files never
 // appear in the result.
-func ApplyOCI(layers ...io.Reader) (Tree, error) {
+func ApplyOCI(layers ...[]byte) (Tree, error) {
 	type inode struct{ n Node }
 	fs := map[string]*inode{}
 	removeAll := func(p string) { // p and what is below it
@@ -43,7 +43,7 @@ func ApplyOCI(layers ...io.Reader) (Tree, error) {
 	}
 	for li, l := range layers {
 		var ents []entry
-		err := readEntries(l, func(name string, n Node) error {
+		err := readEntries(bytes.NewReader(l), func(name string, n Node) error {
 			ents = append(ents, entry{name, n})
 			return nil
 		})

@@ -3,7 +3,6 @@ package tree
 import (
 	"archive/tar"
 	"bytes"
-	"io"
 	"strings"
 	"testing"
 
@@ -24,7 +23,7 @@ func layerTar(t *testing.T, name string) []byte {
 // directories themselves.
 func TestApplyOCI(t *testing.T) {
 	basic, wh := layerTar(t, testimages.LayerBasic), layerTar(t, testimages.LayerWhiteouts)
-	one, err := ApplyOCI(bytes.NewReader(basic))
+	one, err := ApplyOCI(basic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +37,7 @@ func TestApplyOCI(t *testing.T) {
 	if g := one["links/hardlink-to-file"].Group; g != "data/size-513\x00links/hardlink-to-file" || one["data/size-513"].Group != g {
 		t.Fatalf("hard-link group %q", g)
 	}
-	two, err := ApplyOCI(bytes.NewReader(basic), bytes.NewReader(wh))
+	two, err := ApplyOCI(basic, wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +76,7 @@ func countUnder(tr Tree, dir string) int {
 
 // Replacing a file and a directory, links sharing the inode of their moment, implicit parents.
 func TestApplyOCIReplacements(t *testing.T) {
-	mk := func(es ...testimages.Entry) io.Reader {
-		return bytes.NewReader(testimages.MustBuildTar(es, testimages.Ending{}))
-	}
+	mk := func(es ...testimages.Entry) []byte { return testimages.MustBuildTar(es, testimages.Ending{}) }
 	f := func(name, c string) testimages.Entry {
 		return testimages.Entry{Type: tar.TypeReg, Name: name, Mode: 0o644, Content: testimages.String(c)}
 	}

@@ -4,17 +4,16 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fmtconv/fmtconv/internal/testimages"
 	"github.com/fmtconv/fmtconv/internal/tree"
 	"github.com/fmtconv/fmtconv/nydus"
 )
@@ -128,7 +127,7 @@ func DirTree(t testing.TB, root string, xattrs bool) tree.Tree {
 			byIno[st.Ino] = append(byIno[st.Ino], rel)
 		}
 		if xattrs && n.Type != tar.TypeSymlink {
-			if n.Xattrs, err = Xattrs(p); err != nil {
+			if n.Xattrs, err = testimages.Xattrs(p); err != nil {
 				return err
 			}
 		}
@@ -140,34 +139,6 @@ func DirTree(t testing.TB, root string, xattrs bool) tree.Tree {
 	}
 	inodeGroups(out, byIno)
 	return out
-}
-
-// Xattrs returns the extended attributes of a file (following symlinks), nil when it has none.
-func Xattrs(p string) (map[string]string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := syscall.Listxattr(p, buf)
-	if err != nil {
-		if errors.Is(err, syscall.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("listxattr %s: %w", p, err)
-	}
-	var out map[string]string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" {
-			continue
-		}
-		v := make([]byte, 64<<10)
-		m, err := syscall.Getxattr(p, name, v)
-		if err != nil {
-			return nil, fmt.Errorf("getxattr %s %s: %w", p, name, err)
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[name] = string(v[:m])
-	}
-	return out, nil
 }
 
 // NydusTree reads a bootstrap with package nydus's reader (Walk, ReadFile, the entries'
