@@ -135,3 +135,53 @@ func TestEROFSGoErofs(t *testing.T) {
 		})
 	}
 }
+
+// The readers' trees have teeth: with a raw device of zeros every file with data reads
+// differently through fsck.erofs, the kernel and go-erofs; and an expected tree without
+// usr/bin/wall's setgid bit, usr/bin/ping's capability or a hard link differs from the
+// kernel's tree.
+func TestEROFSCheckersSeeDifferences(t *testing.T) {
+	testenv.RequireTool(t, "fsck.erofs")
+	var w nydus.TestImage
+	for _, x := range nydus.WrittenImages(t) {
+		if x.Name == "layer-basic-zstd-1m" {
+			w = x
+		}
+	}
+	if w.FS == nil {
+		t.Fatal("no written image layer-basic-zstd-1m")
+	}
+	im := nydustest.WriteImage(t, w.Boot, w.FS)
+	for _, d := range im.Devices {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(d, make([]byte, fi.Size()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	differs := func(what string, want, got tree.Tree) {
+		t.Helper()
+		ft := &nydus.FakeT{}
+		tree.Expect(ft, what, want, got, tree.Options{})
+		if !ft.Failed() {
+			t.Errorf("%s: no difference seen", what)
+		}
+	}
+	differs("fsck.erofs --extract, zero device", nydustest.FsckView(w.Want), nydustest.FsckView(nydustest.DirTree(t, im.Extract(t), false)))
+	differs("go-erofs, zero device", w.Want, nydustest.GoErofsTree(t, im.GoErofs(t)))
+	differs("kernel, zero device", w.Want, nydustest.DirTree(t, im.Mount(t), true))
+
+	got := nydustest.DirTree(t, nydustest.WriteImage(t, w.Boot, w.FS).Mount(t), true)
+	tree.Expect(t, "kernel, intact device", w.Want, got, tree.Options{})
+	for _, mutate := range []func(tree.Tree){
+		func(tr tree.Tree) { n := tr["usr/bin/wall"]; n.Mode &^= 0o2000; tr["usr/bin/wall"] = n },
+		func(tr tree.Tree) { n := tr["usr/bin/ping"]; n.Xattrs = nil; tr["usr/bin/ping"] = n },
+		func(tr tree.Tree) { n := tr["data/size-513"]; n.Group = ""; tr["data/size-513"] = n },
+	} {
+		m := nydustest.Map(w.Want, func(_ string, n tree.Node) tree.Node { return n })
+		mutate(m)
+		differs("kernel, mutated expectation", m, got)
+	}
+}

@@ -84,3 +84,9 @@ func SynthImages(t *testing.T) []TestImage {
 	}
 	return out
 }
+
+// FakeT records whether a comparison reported a difference.
+type FakeT = fakeT
+
+// Failed reports whether Errorf or Fatalf was called.
+func (f *fakeT) Failed() bool { return f.failed }

@@ -201,17 +201,6 @@ func FsckView(in tree.Tree) tree.Tree {
 	})
 }
 
-// WithoutXattrs drops the xattrs of symlinks: DirTree cannot read them (syscall has no
-// llistxattr).
-func WithoutSymlinkXattrs(in tree.Tree) tree.Tree {
-	return Map(in, func(_ string, n tree.Node) tree.Node {
-		if n.Type == tar.TypeSymlink {
-			n.Xattrs = nil
-		}
-		return n
-	})
-}
-
 // Map returns a copy of a tree with fn applied to every node.
 func Map(in tree.Tree, fn func(p string, n tree.Node) tree.Node) tree.Tree {
 	out := tree.Tree{}
