@@ -3,7 +3,6 @@ package nydus
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -18,8 +17,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -314,178 +311,9 @@ type packer struct {
 	refs     int
 	files    int64
 
-	// chunk pipeline
-	zeros    []byte // chunkSize zero bytes
-	zeroOnce sync.Once
-	zeroJob  chunkJob // digest, crc and compressed form of a full zero chunk
-	bufs     sync.Pool
-	work     chan *chunkJob
-	pending  chan *chunkJob
-	wg       sync.WaitGroup
-	done     chan struct{}
-	failed   atomic.Bool
-	store    chunkStore
-}
-
-// chunkJob is one chunk on its way through the pipeline: read by the tar
-// goroutine, digested and compressed by a worker, stored in order by the
-// writer goroutine.
-type chunkJob struct {
-	buf    *[]byte
-	n      int
-	slot   *wChunk
-	foff   uint64
-	digest [32]byte
-	crc    uint32
-	comp   []byte // compressed bytes, nil: store raw
-	cbuf   *[]byte
-	done   chan struct{}
-}
-
-func (p *packer) start() {
-	cs := int(p.cfg.chunkSize)
-	p.bufs.New = func() any { b := make([]byte, cs+cs/128+1024); return &b }
-	p.zeros = make([]byte, cs)
-	// chunks in flight (each with an input and an output buffer): 2 per worker
-	// and 2 more, at most 64 MiB of buffers unless that leaves fewer than 2
-	inflight := min(2*p.cfg.workers+2, max(2, (64<<20)/(2*cs)))
-	p.pending = make(chan *chunkJob, inflight)
-	p.work = make(chan *chunkJob, inflight+2)
-	p.done = make(chan struct{})
-	p.store = chunkStore{bw: p.bw, byDigest: map[[32]byte]uint32{}}
-	for i := 0; i < p.cfg.workers; i++ {
-		p.wg.Add(1)
-		go p.worker()
-	}
-	go func() {
-		defer close(p.done)
-		for j := range p.pending {
-			<-j.done
-			p.store.add(j)
-			if p.store.err != nil || p.bw.err != nil {
-				p.failed.Store(true)
-			}
-			p.bufs.Put(j.buf)
-			if j.cbuf != nil {
-				p.bufs.Put(j.cbuf)
-			}
-		}
-	}()
-}
-
-func (p *packer) stop() {
-	close(p.work)
-	close(p.pending)
-	p.wg.Wait()
-	<-p.done
-}
-
-func (p *packer) worker() {
-	defer p.wg.Done()
-	var zenc *zstd.Encoder
-	var lz *lz4Encoder
-	switch p.cfg.compressor {
-	case CompressZstd:
-		zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(p.cfg.zstdLevel), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
-	case CompressLZ4Block:
-		lz = new(lz4Encoder)
-	}
-	process := func(j *chunkJob, cbuf []byte) {
-		data := (*j.buf)[:j.n]
-		if p.cfg.digester == DigestSHA256 {
-			j.digest = sha256.Sum256(data)
-		} else {
-			j.digest = blake3Sum256(data)
-		}
-		j.crc = crc32c(data)
-		switch {
-		case zenc != nil:
-			if out := zenc.EncodeAll(data, cbuf[:0]); len(out) < len(data) {
-				j.comp = out
-			}
-		case lz != nil:
-			j.comp = lz.compressBlock(cbuf[:0], data)
-		}
-	}
-	for j := range p.work {
-		if j.n == len(p.zeros) && bytes.Equal((*j.buf)[:j.n], p.zeros) {
-			// full chunks of zeros (large sparse or preallocated files) are
-			// digested and compressed once per Pack
-			p.zeroOnce.Do(func() {
-				z := &p.zeroJob
-				z.buf, z.n = &p.zeros, len(p.zeros)
-				process(z, nil)
-				z.comp = bytes.Clone(z.comp)
-			})
-			j.digest, j.crc, j.comp = p.zeroJob.digest, p.zeroJob.crc, p.zeroJob.comp
-			close(j.done)
-			continue
-		}
-		if zenc != nil || lz != nil {
-			j.cbuf = p.bufs.Get().(*[]byte)
-			process(j, *j.cbuf)
-		} else {
-			process(j, nil)
-		}
-		close(j.done)
-	}
-}
-
-// submit sends a chunk into the pipeline.
-func (p *packer) submit(j *chunkJob) {
-	j.done = make(chan struct{})
-	p.pending <- j
-	p.work <- j
-}
-
-// chunkStore is the writer side of the pipeline: it dedups chunks by digest
-// and writes new ones, in submission order.
-type chunkStore struct {
-	bw       *blobWriter
-	byDigest map[[32]byte]uint32
-	chunks   []ChunkInfo
-	coff     uint64 // compressed offset = bytes of chunk data written
-	uoff     uint64 // uncompressed (raw device) offset, 4 KiB aligned
-	raw      int
-	err      error
-}
-
-func (s *chunkStore) add(j *chunkJob) {
-	if s.err != nil || s.bw.err != nil {
-		return
-	}
-	if idx, ok := s.byDigest[j.digest]; ok {
-		*j.slot = wChunk{ci: idx}
-		return
-	}
-	data := (*j.buf)[:j.n]
-	payload, flags := data, ChunkHasCRC32
-	if j.comp != nil {
-		payload, flags = j.comp, flags|ChunkCompressed
-	} else {
-		s.raw++
-	}
-	switch {
-	case len(s.chunks) >= MaxChunksPerBlob:
-		s.err = packErr(CodeTooLarge, "", "more than %d unique chunks in one blob", MaxChunksPerBlob)
-	case s.coff+uint64(len(payload)) > 1<<40:
-		s.err = packErr(CodeTooLarge, "", "more than 1 TiB of chunk data in one blob")
-	case s.uoff+uint64(j.n) > 1<<44:
-		s.err = packErr(CodeTooLarge, "", "more than 16 TiB of uncompressed data in one blob")
-	}
-	if s.err != nil {
-		return
-	}
-	idx := uint32(len(s.chunks))
-	s.chunks = append(s.chunks, ChunkInfo{
-		Digest: j.digest, Flags: flags, CompressedSize: uint32(len(payload)), UncompressedSize: uint32(j.n),
-		CompressedOffset: s.coff, UncompressedOffset: s.uoff, FileOffset: j.foff, Index: idx, CRC32: j.crc,
-	})
-	s.byDigest[j.digest] = idx
-	s.bw.Write(payload)
-	s.coff += uint64(len(payload))
-	s.uoff = (s.uoff + uint64(j.n) + BlockSize - 1) &^ (BlockSize - 1)
-	*j.slot = wChunk{ci: idx}
+	// chunk pipeline (pack_parallel.go)
+	pipe  chunkPipeline
+	store chunkStore
 }
 
 // ---------------------------------------------------------------------------
@@ -509,7 +337,7 @@ func (p *packer) readTar(r *bufio.Reader) error {
 		if err := p.ctx.Err(); err != nil {
 			return err
 		}
-		if p.failed.Load() {
+		if p.pipe.failed.Load() {
 			return nil // the writer's error is reported by Pack
 		}
 		hdr, err := tr.Next()
@@ -775,20 +603,17 @@ func (p *packer) readFile(tr *tar.Reader, hdr *tar.Header, in *wInode) error {
 			if err := p.ctx.Err(); err != nil {
 				return err
 			}
-			if p.failed.Load() {
+			if p.pipe.failed.Load() {
 				return nil
 			}
 		}
 		l := int(min(cs, size-k*cs))
-		buf := p.bufs.Get().(*[]byte)
-		if _, err := io.ReadFull(tr, (*buf)[:l]); err != nil {
-			p.bufs.Put(buf)
+		if err := p.readChunk(tr, l, &in.chunks[k], k*cs); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			return &PackError{Code: CodeInvalidTar, Path: hdr.Name, Msg: "reading file data", Err: err}
 		}
-		p.submit(&chunkJob{buf: buf, n: l, slot: &in.chunks[k], foff: k * cs})
 	}
 	p.refs += int(n)
 	p.files += int64(size)
