@@ -40,8 +40,10 @@ demo: build testdata
 		./$(BIN) verify "oci:$(DEMO_OUT):$$tag" | tail -1 || exit 1; \
 	done
 
+# Flags for internal/bench, e.g. make bench BENCHFLAGS="-main=false -big" or BENCHFLAGS="-only nydus -reps 5".
+BENCHFLAGS ?=
 bench: build
-	$(GO) run ./internal/bench
+	$(GO) run ./internal/bench $(BENCHFLAGS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

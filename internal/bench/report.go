@@ -85,6 +85,9 @@ func (r *report) checks() {
 	for _, bc := range find(r.cases, func(bc *benchCase) bool { return bc.role == roleFmtconv && bc.ok() }) {
 		r.verdict(bc.maxRSSMiB() <= rssTargetMiB, "peak RSS, %s: %.0f MiB (target ≤ %d MiB; %s tar)", bc.name, bc.maxRSSMiB(), rssTargetMiB, mbString(r.c.TarSize))
 	}
+	if !r.big && !r.o.big {
+		r.add("n/a peak RSS ≤ %d MiB whatever the layer size: the %s layer is measured with -big", rssTargetMiB, mbString(r.o.bigSize))
+	}
 	for _, bc := range find(r.cases, func(bc *benchCase) bool { return bc.role == roleFmtconv && bc.ok() }) {
 		layer := max(r.c.LayerSize, bc.last().size())
 		r.verdict(bc.maxTmp() <= layer+mib, "temporary disk, %s: peak %s under its --tmpdir/TMPDIR, sampled every 20 ms (target ≤ one layer, here %s)",
@@ -102,11 +105,17 @@ func (r *report) checks() {
 	}
 }
 
+// notRun says that a target's case was left out by -only.
+func (r *report) notRun(what string) {
+	r.add("n/a %s: not measured (case left out by -only %q)", what, r.o.only)
+}
+
 func (r *report) mainTargets(zfloor *benchCase) {
 	shaFloor := r.byName("floor: gzip -dc | sha256sum")
 	floorTarget := func(bc, floor *benchCase, limit float64, what string) {
 		if bc == nil || floor == nil {
-			return // left out by -only
+			r.notRun(what)
+			return
 		}
 		switch x, ok := ratio(bc, floor); {
 		case bc.na != "":
@@ -118,7 +127,8 @@ func (r *report) mainTargets(zfloor *benchCase) {
 	}
 	speedTarget := func(bc, peer *benchCase, limit float64, what string) {
 		if bc == nil || peer == nil {
-			return // left out by -only
+			r.notRun(what)
+			return
 		}
 		switch x, ok := ratio(peer, bc); {
 		case bc.na != "":
@@ -162,7 +172,7 @@ func (r *report) mainTargets(zfloor *benchCase) {
 			x, es9.median(), b9.median(), es9.last().size(), b9.last().size())
 	}
 	floorTarget(r.byName("fmtconv zstd L3"), zfloor, 1.3, "gzip→zstd L3")
-	floorTarget(r.byName("fmtconv nydus"), zfloor, 1.5, "gzip→Nydus")
+	floorTarget(r.byName("fmtconv nydus"), zfloor, 1.5, "gzip→Nydus (zstd chunks, 1 MiB)")
 	floorTarget(r.byName("fmtconv verify"), shaFloor, 1.3, "verify of the gzip image")
 
 	// Identical outputs with GOMAXPROCS=1 and 2.
@@ -195,8 +205,17 @@ func (r *report) mainTargets(zfloor *benchCase) {
 // byteIdentity compares fmtconv's zstd:chunked blob and annotations with
 // compressor.ZstdCompressor's.
 func (r *report) byteIdentity() {
+	const what = "zstd:chunked blob byte-identical to compressor.ZstdCompressor's"
 	zc, comp := r.byName("fmtconv zstd:chunked"), r.byName("compressor.ZstdCompressor")
-	if !zc.ok() || !comp.ok() {
+	switch {
+	case zc == nil || comp == nil:
+		r.notRun(what)
+		return
+	case !zc.ok():
+		r.add("%s %s: %s", naWord(zc), what, zc.na)
+		return
+	case !comp.ok():
+		r.add("n/a %s: the reference %s", what, comp.na)
 		return
 	}
 	a, b := zc.last().layer, comp.last().layer
@@ -209,6 +228,22 @@ func (r *report) byteIdentity() {
 	}
 	r.verdict(same && len(diff) == 0, "zstd:chunked blob byte-identical to compressor.ZstdCompressor's: fmtconv %s (%d B), compressor %s (%d B); annotations differing: %v",
 		a.Digest, a.Size, b.Digest, b.Size, diff)
+}
+
+// summary counts the verdicts.
+func (r *report) summary() string {
+	var pass, fail, na int
+	for _, l := range r.checkLines {
+		switch {
+		case strings.HasPrefix(l, "- **PASS**"):
+			pass++
+		case strings.HasPrefix(l, "- **FAIL**"):
+			fail++
+		case strings.HasPrefix(l, "- n/a"):
+			na++
+		}
+	}
+	return fmt.Sprintf("%d PASS, %d FAIL, %d n/a (the other lines are reported figures and notes).", pass, fail, na)
 }
 
 func naWord(bc *benchCase) string {
@@ -287,7 +322,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "[%d] %s  \n", i+1, n)
 	}
 	fmt.Fprintln(w, "× floor: median / median of the floor (`gzip -dc | zstd -3 -T2` for conversions, `gzip -dc | sha256sum` for verify). × best peer: median / median of the fastest peer writing the same format (below 1 = faster).")
-	fmt.Fprintf(w, "\n### Targets and checks\n\n%s\n", strings.Join(r.checkLines, "\n"))
+	fmt.Fprintf(w, "\n### Targets and checks\n\n%s\n\n%s\n", r.summary(), strings.Join(r.checkLines, "\n"))
 	fmt.Fprintf(w, "\n### Wall (CPU user+sys) seconds per repetition\n\n")
 	for _, bc := range r.cases {
 		if len(bc.runs) == 0 {
