@@ -672,7 +672,7 @@ func (p *packer) finish() (*PackResult, error) {
 		if cfg.compressor == CompressNone {
 			ciAlgo = CompressNone
 		}
-		ciStored, ciComp := compressSection(ciAlgo, cfg.zstdLevel, ci)
+		ciStored, ciComp := compressSection(ciAlgo, cfg.zstdLevel, ci, p.sectionEncoder(cfg.zstdLevel))
 		ciOff := bw.n
 		mh := BlobMetaHeader{Magic: BlobMetaMagic, Magic2: BlobMetaMagic, Features: uint32(packBlobFeatures), CICompressor: uint32(ciComp),
 			CIEntries: uint32(len(s.chunks)), CIOffset: uint64(ciOff), CICompressedSize: uint64(len(ciStored)), CIUncompressedSize: uint64(len(ci))}
@@ -706,7 +706,7 @@ func (p *packer) finish() (*PackResult, error) {
 	}
 	res.Bootstrap = boot
 	res.Inodes = int(le.Uint64(boot[SuperBlockOffset+16:]))
-	stored, comp := compressSection(CompressZstd, zstd.SpeedDefault, boot)
+	stored, comp := compressSection(CompressZstd, zstd.SpeedDefault, boot, p.sectionEncoder(zstd.SpeedDefault))
 	sec := bw.section(SectionBootstrap, stored)
 	res.Sections = append(res.Sections, sec)
 	addTOC(SectionBootstrap, comp, boot, sec.Offset, sec.Size, int64(len(boot)))
@@ -738,13 +738,15 @@ func (p *packer) finish() (*PackResult, error) {
 
 // compressSection compresses a whole section (ci array, bootstrap) with c and
 // returns it with the compressor used: CompressNone when it does not shrink.
-func compressSection(c Compressor, level zstd.EncoderLevel, b []byte) ([]byte, Compressor) {
+// enc, if not nil, is a zstd encoder of newZstd(level) to use.
+func compressSection(c Compressor, level zstd.EncoderLevel, b []byte, enc *zstd.Encoder) ([]byte, Compressor) {
 	var out []byte
 	switch c {
 	case CompressZstd:
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
-		if err != nil {
-			return b, CompressNone
+		if enc == nil {
+			if enc = newZstd(level); enc == nil {
+				return b, CompressNone
+			}
 		}
 		out = enc.EncodeAll(b, nil)
 	case CompressLZ4Block:

@@ -71,22 +71,47 @@ type chunkPipeline struct {
 	zeroDigest [32]byte
 	zeroCRC    uint32
 	zeroComp   []byte // nil: stored raw
+
+	// A worker's zstd encoder, warm (its tables allocated), handed over when
+	// the workers end for the ci array and the bootstrap.
+	spare    chan *zstd.Encoder
+	spareEnc *zstd.Encoder
+}
+
+// newZstd is the chunk and section encoder: one frame per EncodeAll, no
+// checksum; nil if level is invalid.
+func newZstd(level zstd.EncoderLevel) *zstd.Encoder {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil
+	}
+	return enc
+}
+
+// sectionEncoder returns a worker's encoder if it is of level (nil otherwise:
+// compressSection makes one).
+func (p *packer) sectionEncoder(level zstd.EncoderLevel) *zstd.Encoder {
+	if p.pipe.spareEnc != nil && p.cfg.zstdLevel == level {
+		return p.pipe.spareEnc
+	}
+	return nil
 }
 
 // chunkCompressor compresses one chunk into dst's spare capacity (or
 // returns nil); one per worker.
 type chunkCompressor func(dst, src []byte) []byte
 
-func (p *packer) newCompressor() chunkCompressor {
+// newCompressor returns a worker's compressor and, for zstd, its encoder.
+func (p *packer) newCompressor() (chunkCompressor, *zstd.Encoder) {
 	switch p.cfg.compressor {
 	case CompressZstd:
-		enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(p.cfg.zstdLevel), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
-		return func(dst, src []byte) []byte { return enc.EncodeAll(src, dst) }
+		enc := newZstd(p.cfg.zstdLevel)
+		return func(dst, src []byte) []byte { return enc.EncodeAll(src, dst) }, enc
 	case CompressLZ4Block:
 		lz := new(lz4Encoder)
-		return lz.compressBlock
+		return lz.compressBlock, nil
 	}
-	return nil
+	return nil, nil
 }
 
 func (p *packer) start() {
@@ -99,6 +124,7 @@ func (p *packer) start() {
 	q.work = make(chan *chunkBatch, batches)
 	q.ordered = make(chan *chunkBatch, batches)
 	q.writerDone = make(chan struct{})
+	q.spare = make(chan *zstd.Encoder, 1)
 	for range batches {
 		q.free <- &chunkBatch{done: make(chan struct{}, 1)}
 	}
@@ -118,6 +144,10 @@ func (p *packer) stop() {
 	close(q.ordered)
 	q.workers.Wait()
 	<-q.writerDone
+	select {
+	case q.spareEnc = <-q.spare:
+	default:
+	}
 }
 
 // batch returns the batch the next chunk of n bytes goes into.
@@ -176,7 +206,15 @@ func (p *packer) digestChunk(c *batchChunk, data []byte) {
 func (p *packer) worker() {
 	defer p.pipe.workers.Done()
 	q := &p.pipe
-	compress := p.newCompressor()
+	compress, enc := p.newCompressor()
+	defer func() {
+		if enc != nil {
+			select {
+			case q.spare <- enc:
+			default:
+			}
+		}
+	}()
 	for b := range q.work {
 		if compress != nil {
 			// Room for every chunk's compressed form: kept only when smaller
