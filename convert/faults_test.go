@@ -26,6 +26,8 @@ type faults struct {
 	slow time.Duration
 	// down makes every request fail with 502 (a registry restarting).
 	down atomic.Bool
+	// failPings answers this many version checks (GET /v2/, a client's first contact) with 502.
+	failPings atomic.Int32
 }
 
 func (f *faults) wrap(h http.Handler) http.Handler {
@@ -33,7 +35,7 @@ func (f *faults) wrap(h http.Handler) http.Handler {
 		if f.slow > 0 {
 			time.Sleep(f.slow)
 		}
-		if f.down.Load() {
+		if f.down.Load() || r.URL.Path == "/v2/" && f.failPings.Add(-1) >= 0 {
 			http.Error(w, "restarting", http.StatusBadGateway)
 			return
 		}
@@ -184,4 +186,24 @@ func TestRerunReusesPushedBlobs(t *testing.T) {
 		}
 	}
 	mustVerifyOpts(t, reg.Ref("rerun/app", "1"))
+}
+
+// TestRegistryDownAtFirstContact: containers/image pings a registry once per client and keeps a
+// failed answer; a destination registry that is restarting when fmtconv first contacts it must
+// not fail every retry after it is back.
+func TestRegistryDownAtFirstContact(t *testing.T) {
+	f := &faults{fail5xx: map[string]int{}}
+	reg := testenv.StartRegistry(t, testenv.WithHandlerWrapper(f.wrap))
+	o := opts(layerformat.Zstd)
+	o.Dst = plainHTTP()
+	o.Retry = convert.Retry{Times: 3, Delay: 10 * time.Millisecond}
+	f.failPings.Store(2) // both schemes of the first ping (https, then http)
+	rep, err := convert.Convert(context.Background(), generated(t)["gzip-single"].Ref, reg.Ref("down/first", "1"), o)
+	if err != nil {
+		t.Fatalf("registry down at the first contact: %v", err)
+	}
+	if f.failPings.Load() > 0 || len(rep.Retries) == 0 {
+		t.Fatalf("the failed ping was not exercised: %d left, retries %v", f.failPings.Load(), rep.Retries)
+	}
+	mustVerifyOpts(t, reg.Ref("down/first", "1"))
 }

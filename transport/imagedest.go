@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -22,9 +24,11 @@ type imageDestination struct {
 	toplevel []byte
 	topType  string
 
-	openOnce sync.Once
-	dst      types.ImageDestination
-	openErr  error
+	// mu guards dst and stale. dst is opened on first use and dropped after a failed registry
+	// ping (see dropIfPingFailed); dropped ones are closed with the destination.
+	mu    sync.Mutex
+	dst   types.ImageDestination
+	stale []types.ImageDestination
 	// putMu serialises PutBlob for destinations that say they cannot take parallel uploads.
 	putMu sync.Mutex
 }
@@ -42,13 +46,32 @@ func openImageDestination(_ context.Context, name string, o Options) (*imageDest
 }
 
 func (d *imageDestination) open(ctx context.Context) (types.ImageDestination, error) {
-	d.openOnce.Do(func() {
-		d.dst, d.openErr = d.ref.NewImageDestination(ctx, d.sys)
-		if d.openErr != nil {
-			d.openErr = fmt.Errorf("opening destination %q: %w", d.name, d.openErr)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dst == nil {
+		dst, err := d.ref.NewImageDestination(ctx, d.sys)
+		if err != nil {
+			return nil, fmt.Errorf("opening destination %q: %w", d.name, err)
 		}
-	})
-	return d.dst, d.openErr
+		d.dst = dst
+	}
+	return d.dst, nil
+}
+
+// dropIfPingFailed forgets a docker:// destination whose registry ping failed, so that the
+// caller's retry opens a fresh one. containers/image pings a registry once per client and keeps
+// the answer, failure included, for the client's life: without this, a registry that was
+// restarting at the first contact would fail every retry. Blobs already uploaded stay in the
+// registry, so a fresh destination loses nothing; other transports never ping.
+func (d *imageDestination) dropIfPingFailed(dst types.ImageDestination, err error) error {
+	if err != nil && d.ref.Transport().Name() == "docker" && strings.Contains(err.Error(), "pinging container registry") {
+		d.mu.Lock()
+		if d.dst == dst {
+			d.dst, d.stale = nil, append(d.stale, dst)
+		}
+		d.mu.Unlock()
+	}
+	return err
 }
 
 func (d *imageDestination) Name() string { return d.name }
@@ -81,7 +104,7 @@ func (d *imageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor)
 	}
 	ok, _, err := dst.TryReusingBlob(ctx, types.BlobInfo{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}, cache, false)
 	if err != nil {
-		return false, fmt.Errorf("checking for blob %s: %w", desc.Digest, err)
+		return false, fmt.Errorf("checking for blob %s: %w", desc.Digest, d.dropIfPingFailed(dst, err))
 	}
 	return ok, nil
 }
@@ -98,7 +121,7 @@ func (d *imageDestination) PutBlob(ctx context.Context, r io.Reader, desc ocispe
 	}
 	got, err := dst.PutBlob(ctx, VerifyingReader(r, desc.Digest, desc.Size), info, cache, isConfig)
 	if err != nil {
-		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+		return fmt.Errorf("writing blob %s: %w", desc.Digest, d.dropIfPingFailed(dst, err))
 	}
 	if got.Digest != desc.Digest {
 		return fmt.Errorf("writing blob %s: destination stored it as %s", desc.Digest, got.Digest)
@@ -112,7 +135,7 @@ func (d *imageDestination) PutManifest(ctx context.Context, m []byte, mediaType 
 		return err
 	}
 	if err := dst.PutManifest(ctx, m, instance); err != nil {
-		return fmt.Errorf("writing manifest %s: %w", digest.FromBytes(m), err)
+		return fmt.Errorf("writing manifest %s: %w", digest.FromBytes(m), d.dropIfPingFailed(dst, err))
 	}
 	if instance == nil {
 		d.toplevel, d.topType = m, mediaType
@@ -135,10 +158,15 @@ func (d *imageDestination) Commit(ctx context.Context) error {
 }
 
 func (d *imageDestination) Close() error {
-	if d.dst == nil {
-		return nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, dst := range append(d.stale, d.dst) {
+		if dst != nil {
+			errs = append(errs, dst.Close())
+		}
 	}
-	return d.dst.Close()
+	return errors.Join(errs...)
 }
 
 // unparsedImage is the minimal types.UnparsedImage that Commit needs.
