@@ -47,22 +47,24 @@ func Convert(ctx context.Context, srcName, dstName string, o Options) (*Report, 
 	if jobs <= 0 {
 		jobs = 2
 	}
-	src, err := transport.OpenSource(ctx, srcName, o.Src)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	dst, err := transport.OpenDestination(ctx, dstName, o.Dst)
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close()
-
 	if o.Retry.Times == 0 && o.Retry.Delay == 0 {
 		o.Retry = Retry{Times: 3, Delay: time.Second}
 	}
-	c := &converter{src: src, dst: dst, o: o, level: level, jobs: jobs,
+	c := &converter{o: o, level: level, jobs: jobs,
 		report: &Report{Source: srcName, Destination: dstName, Target: layerformat.TargetFormat(o.Target).String(), Level: level, DryRun: o.DryRun}}
+	// Opening a registry source talks to it (ping, manifest), so it is a step that is retried.
+	err := c.retry(ctx, "opening source", func() (err error) {
+		c.src, err = transport.OpenSource(ctx, srcName, o.Src)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.src.Close()
+	if c.dst, err = transport.OpenDestination(ctx, dstName, o.Dst); err != nil {
+		return nil, err
+	}
+	defer c.dst.Close()
 	err = c.run(ctx)
 	c.report.Seconds = time.Since(start).Seconds()
 	if err != nil {

@@ -206,4 +206,14 @@ func TestRegistryDownAtFirstContact(t *testing.T) {
 		t.Fatalf("the failed ping was not exercised: %d left, retries %v", f.failPings.Load(), rep.Retries)
 	}
 	mustVerifyOpts(t, reg.Ref("down/first", "1"))
+
+	// The same for a source registry: opening it is retried.
+	o.Src = plainHTTP()
+	f.failPings.Store(2)
+	if rep, err = convert.Convert(context.Background(), reg.Ref("down/first", "1"), reg.Ref("down/second", "1"), o); err != nil {
+		t.Fatalf("source registry down at the first contact: %v", err)
+	}
+	if f.failPings.Load() > 0 || !strings.Contains(strings.Join(rep.Retries, "\n"), "opening source") {
+		t.Fatalf("the failed source ping was not exercised: %d left, retries %v", f.failPings.Load(), rep.Retries)
+	}
 }
