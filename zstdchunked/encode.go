@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc64"
 	"io"
 	"path/filepath"
 	"runtime"
@@ -598,7 +597,7 @@ var tarTypes = map[byte]string{
 // asm.runInputTarStream, on a single tar parse.
 func (s *encodeState) walk() error {
 	buf := make([]byte, payloadBufSize)
-	crc := crc64.New(storage.CRCTable)
+	crc := newCRC64ISO()
 	var ck chunker
 
 	for {

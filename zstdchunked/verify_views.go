@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc64"
 	"io"
 	"strings"
 	"sync"
@@ -130,7 +129,7 @@ func (v *verifier) lazyView() (*lazyResult, error) {
 		}
 		h := sha256.New()
 		cw := &countWriter{w: h}
-		crc := crc64.New(storage.CRCTable)
+		crc := newCRC64ISO()
 		out := io.MultiWriter(cw, crc)
 		ok, err := v.iterTarSplit(true, func(e *storage.Entry) error {
 			switch e.Type {

@@ -1,0 +1,92 @@
+#include "textflag.h"
+
+// func crcFold(crc uint64, p []byte, k *[4]uint64) (lo, hi uint64)
+// len(p) is a multiple of 16, at least 64. k: the 512-bit fold keys (lo, hi
+// word), then the 128-bit ones.
+TEXT ·crcFold(SB), NOSPLIT, $0-56
+	MOVQ crc+0(FP), AX
+	MOVQ p_base+8(FP), SI
+	MOVQ p_len+16(FP), CX
+	MOVQ k+32(FP), DX
+	MOVOU 0(DX), X9
+	MOVOU 16(DX), X10
+
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU 32(SI), X2
+	MOVOU 48(SI), X3
+	NOTQ AX
+	MOVQ AX, X8
+	PXOR X8, X0
+	ADDQ $64, SI
+	SUBQ $64, CX
+
+loop4:
+	CMPQ CX, $64
+	JB   fold4
+	MOVOU X0, X4
+	MOVOU X1, X5
+	MOVOU X2, X6
+	MOVOU X3, X7
+	PCLMULQDQ $0x00, X9, X0
+	PCLMULQDQ $0x11, X9, X4
+	PCLMULQDQ $0x00, X9, X1
+	PCLMULQDQ $0x11, X9, X5
+	PCLMULQDQ $0x00, X9, X2
+	PCLMULQDQ $0x11, X9, X6
+	PCLMULQDQ $0x00, X9, X3
+	PCLMULQDQ $0x11, X9, X7
+	MOVOU 0(SI), X11
+	MOVOU 16(SI), X12
+	MOVOU 32(SI), X13
+	MOVOU 48(SI), X14
+	PXOR X4, X0
+	PXOR X5, X1
+	PXOR X6, X2
+	PXOR X7, X3
+	PXOR X11, X0
+	PXOR X12, X1
+	PXOR X13, X2
+	PXOR X14, X3
+	ADDQ $64, SI
+	SUBQ $64, CX
+	JMP  loop4
+
+fold4:
+	// X0 onto X1, X1 onto X2, X2 onto X3.
+	MOVOU X0, X4
+	PCLMULQDQ $0x00, X10, X0
+	PCLMULQDQ $0x11, X10, X4
+	PXOR X4, X0
+	PXOR X0, X1
+	MOVOU X1, X4
+	PCLMULQDQ $0x00, X10, X1
+	PCLMULQDQ $0x11, X10, X4
+	PXOR X4, X1
+	PXOR X1, X2
+	MOVOU X2, X4
+	PCLMULQDQ $0x00, X10, X2
+	PCLMULQDQ $0x11, X10, X4
+	PXOR X4, X2
+	PXOR X2, X3
+
+loop1:
+	CMPQ CX, $16
+	JB   done
+	MOVOU X3, X4
+	PCLMULQDQ $0x00, X10, X3
+	PCLMULQDQ $0x11, X10, X4
+	MOVOU 0(SI), X11
+	PXOR X4, X3
+	PXOR X11, X3
+	ADDQ $16, SI
+	SUBQ $16, CX
+	JMP  loop1
+
+done:
+	MOVQ   X3, AX
+	PSHUFD $0xEE, X3, X4
+	MOVQ   X4, BX
+	MOVQ   AX, lo+40(FP)
+	MOVQ   BX, hi+48(FP)
+	RET
