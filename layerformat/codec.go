@@ -30,6 +30,7 @@ func StripsEstargzFiles(f Format) bool {
 
 // Decode returns the uncompressed tar stream of a blob in format f. Chunked formats decode as
 // the plain gzip or zstd streams they are; whether eStargz's own files stay is the caller's choice.
+// The caller must Close it: a gzip stream is inflated on a goroutine of its own until then.
 func Decode(f Format, r io.Reader, o DecodeOptions) (io.ReadCloser, error) {
 	switch f.Kind {
 	case Uncompressed:
