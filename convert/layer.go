@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fmtconv/fmtconv/check"
@@ -19,7 +18,6 @@ import (
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
-	"github.com/fmtconv/fmtconv/tarcheck"
 	"github.com/fmtconv/fmtconv/transport"
 	"github.com/fmtconv/fmtconv/zstdchunked"
 	digest "github.com/opencontainers/go-digest"
@@ -209,21 +207,7 @@ func (c *converter) transcode(ctx context.Context, j *layerJob, br *bufio.Reader
 		defer stripped.Close()
 		tarStream = stripped
 	}
-	var linkCheck <-chan error
-	var tee *teeCloser
-	if plan.To.Kind == layerformat.Estargz {
-		tee, linkCheck = checkHardlinks(ctx, tarStream)
-		tarStream = tee
-	}
 	enc, err := layerformat.Encode(ctx, plan.To.Kind, out, tarStream, c.encodeOptions())
-	if tee != nil {
-		tee.w.CloseWithError(io.EOF) // the encoder may stop early: end the scan's input either way
-		if lerr := <-linkCheck; lerr != nil && err == nil {
-			return nil, manifestedit.Refuse(manifestedit.HardlinkMissing, j.desc.Digest.String(),
-				fmt.Sprintf("eStargz cannot represent this layer: %v", lerr),
-				"eStargz's TOC resolves hard links to earlier entries; convert to gzip or zstd:chunked, or fix the layer")
-		}
-	}
 	if err != nil {
 		var content *layerformat.ContentError
 		if errors.As(err, &content) {
@@ -406,38 +390,3 @@ func (s *sizeLimitReader) err() error {
 		"raise --max-layer-size if the layer is genuine; a layer past what it declares is corrupt or hostile")
 }
 
-// checkHardlinks tees a tar stream into a tar safety scan and reports (once the stream has been
-// read) a hard link whose target is not an earlier entry of the layer, which eStargz's TOC cannot
-// resolve.
-func checkHardlinks(ctx context.Context, r io.Reader) (*teeCloser, <-chan error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		res, err := tarcheck.Scan(ctx, pr, tarcheck.Options{})
-		io.Copy(io.Discard, pr)
-		if err == nil {
-			for _, f := range res.Findings {
-				if f.Check == tarcheck.CheckHardlinkMissing || (f.Check == tarcheck.CheckLinkEscape && strings.Contains(f.Message, "hard link")) {
-					err = fmt.Errorf("%s: %s", f.Path, f.Message)
-					break
-				}
-			}
-		}
-		done <- err
-	}()
-	return &teeCloser{r: io.TeeReader(r, pw), w: pw}, done
-}
-
-// teeCloser closes the tee's pipe when its reader reaches the end, so the scan finishes.
-type teeCloser struct {
-	r io.Reader
-	w *io.PipeWriter
-}
-
-func (t *teeCloser) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil {
-		t.w.CloseWithError(err)
-	}
-	return n, err
-}

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -350,12 +351,31 @@ func formatModtime(t time.Time) string {
 	return t.UTC().Round(time.Second).Format(time.RFC3339)
 }
 
+// hardlinkProblem says why the TOC cannot resolve a hard link to target ("" when it can): the
+// TOC names the target by its cleaned path, so a target that is empty, absolute or leaves the
+// root would silently resolve to another file, and one that is not an earlier entry to none.
+func (e *encoder) hardlinkProblem(target string) string {
+	rel := path.Clean(target)
+	switch {
+	case target == "":
+		return "hard link without a target"
+	case strings.HasPrefix(target, "/"):
+		return fmt.Sprintf("hard link to the absolute path %q", target)
+	case rel == ".." || strings.HasPrefix(rel, "../"):
+		return fmt.Sprintf("hard link to %q, which leaves the root", target)
+	}
+	if _, ok := e.written[CleanEntryName(target)]; !ok {
+		return fmt.Sprintf("hard link to %q, which is not an earlier entry", target)
+	}
+	return ""
+}
+
 // writeEntry appends one entry as upstream's Writer.AppendTar does; payload
 // holds h0.Size bytes for regular files.
 func (e *encoder) writeEntry(h0 *tar.Header, payload io.Reader) error {
 	if h0.Typeflag == tar.TypeLink {
-		if _, ok := e.written[CleanEntryName(h0.Linkname)]; !ok {
-			return &UnsupportedInputError{Code: CodeHardlinkMissing, Path: h0.Name, Reason: fmt.Sprintf("hard link to %q, which is not an earlier entry", h0.Linkname)}
+		if reason := e.hardlinkProblem(h0.Linkname); reason != "" {
+			return &UnsupportedInputError{Code: CodeHardlinkMissing, Path: h0.Name, Reason: reason}
 		}
 	}
 	e.written[CleanEntryName(h0.Name)] = struct{}{}

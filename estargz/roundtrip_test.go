@@ -284,10 +284,14 @@ func TestRefusals(t *testing.T) {
 		{testimages.Hardlink("h", "nope", 0o644)},
 		{testimages.Hardlink("h", "f", 0o644), testimages.File("f", 0o644, testimages.String("f"))},
 		{testimages.Hardlink("h", "h", 0o644)},
+		// Targets the TOC would resolve to another file: absolute, leaving the root, empty.
+		{testimages.File("etc/f", 0o644, testimages.String("f")), testimages.Hardlink("h", "/etc/f", 0o644)},
+		{testimages.File("etc/f", 0o644, testimages.String("f")), testimages.Hardlink("a/h", "../../etc/f", 0o644)},
+		{testimages.File("f", 0o644, testimages.String("f")), testimages.Hardlink("h", "", 0o644)},
 	} {
 		_, err := Encode(context.Background(), io.Discard, bytes.NewReader(testimages.MustBuildTar(es, testimages.Ending{})), EncodeOptions{})
 		if !errors.As(err, &u) || u.Code != CodeHardlinkMissing {
-			t.Errorf("hard link %q -> %q: %v", es[0].Name, es[0].Linkname, err)
+			t.Errorf("hard link %q -> %q: %v", es[len(es)-1].Name, es[len(es)-1].Linkname, err)
 		}
 	}
 	// Missing prioritized file.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/fmtconv/fmtconv/convert"
@@ -36,6 +37,15 @@ const softMemoryLimit = 160 << 20
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(softMemoryLimit)
+	}
+	if path := os.Getenv("FMTCONV_CPUPROFILE"); path != "" {
+		// For measuring fmtconv itself (make bench's figures); not a user-facing flag.
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			code := run(os.Args, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
 	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
