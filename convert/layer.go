@@ -116,7 +116,7 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		if err := c.dst.PutBlob(ctx, tmp, newDesc, false); err != nil {
+		if err := c.putBlobFile(ctx, tmp, newDesc); err != nil {
 			return err
 		}
 	}
@@ -390,3 +390,16 @@ func (s *sizeLimitReader) err() error {
 		"raise --max-layer-size if the layer is genuine; a layer past what it declares is corrupt or hostile")
 }
 
+// putBlobFile stores a blob fmtconv wrote to tmp (its digest computed as it was written): linked
+// into place where the destination can (an oci: layout on the same file system), else uploaded.
+func (c *converter) putBlobFile(ctx context.Context, tmp *os.File, d ocispec.Descriptor) error {
+	if l, ok := c.dst.(transport.BlobLinker); ok {
+		if linked, err := l.LinkBlob(ctx, tmp, d); err != nil || linked {
+			return err
+		}
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return c.dst.PutBlob(ctx, tmp, d, false)
+}

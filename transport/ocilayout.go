@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/fmtconv/fmtconv/internal/hashio"
 	digest "github.com/opencontainers/go-digest"
@@ -89,6 +90,46 @@ func (l *ociLayout) PutBlob(ctx context.Context, r io.Reader, d ocispec.Descript
 		_, err := io.Copy(f, VerifyingReader(hashio.ContextReader(ctx, r), d.Digest, d.Size))
 		return err
 	})
+}
+
+// LinkBlob puts a complete blob file into the layout by hard-linking it, without copying or
+// reading it again: the caller vouches that the file holds exactly d (it digested what it wrote).
+// The file is synced first, so the blob is as durable as a copied one. It returns false, and
+// nothing changed, when the file cannot be linked here (another file system); then use PutBlob.
+func (l *ociLayout) LinkBlob(ctx context.Context, f *os.File, d ocispec.Descriptor) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	p, err := l.blobPath(d.Digest)
+	if err != nil {
+		return false, err
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != d.Size {
+		return false, fmt.Errorf("blob file %s: size %v, want %d (%v)", f.Name(), st.Size(), d.Size, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	tmp := filepath.Join(filepath.Dir(p), fmt.Sprintf(".tmp-link-%s-%d", d.Digest.Encoded(), time.Now().UnixNano()))
+	if err := os.Link(f.Name(), tmp); err != nil {
+		return false, nil // another file system, or links not allowed: the caller copies
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	if dir, err := os.Open(filepath.Dir(p)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return true, nil
 }
 
 func (l *ociLayout) PutManifest(ctx context.Context, m []byte, mediaType string, instance *digest.Digest) error {

@@ -162,6 +162,12 @@ type Destination interface {
 	Close() error
 }
 
+// BlobLinker is a Destination that can take a finished blob file without copying it (an oci:
+// layout on the same file system hard-links it). The caller vouches for the file's digest.
+type BlobLinker interface {
+	LinkBlob(ctx context.Context, f *os.File, d ocispec.Descriptor) (bool, error)
+}
+
 // OpenDestination opens a destination reference. "oci:" layouts are written by fmtconv itself.
 func OpenDestination(ctx context.Context, name string, o Options) (Destination, error) {
 	if rest, ok := strings.CutPrefix(name, "oci:"); ok {

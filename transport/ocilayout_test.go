@@ -1,0 +1,61 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// LinkBlob puts a finished file into the layout under its digest (same inode, readable by all,
+// the caller's file untouched), refuses a file whose size is not the descriptor's, and PutBlob
+// still verifies what it copies.
+func TestOCILayoutLinkBlob(t *testing.T) {
+	dir := t.TempDir()
+	l, err := openOCILayout("oci:"+dir+"/img:x", dir+"/img", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("layer "), 1000)
+	f, err := os.CreateTemp(dir, "blob-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	d := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}
+	ctx := context.Background()
+	if linked, err := l.LinkBlob(ctx, f, ocispec.Descriptor{Digest: d.Digest, Size: d.Size + 1}); err == nil || linked {
+		t.Fatalf("a wrong size was linked: %v %v", linked, err)
+	}
+	linked, err := l.LinkBlob(ctx, f, d)
+	if err != nil || !linked {
+		t.Fatalf("LinkBlob: %v %v", linked, err)
+	}
+	p := filepath.Join(dir, "img", "blobs", "sha256", d.Digest.Encoded())
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("linked blob: %v", err)
+	}
+	st, _ := os.Stat(p)
+	src, _ := f.Stat()
+	if !os.SameFile(st, src) || st.Mode().Perm() != 0o644 {
+		t.Fatalf("blob is not the linked file with mode 0644: %v", st.Mode())
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	if ok, err := l.HasBlob(ctx, d); err != nil || !ok {
+		t.Fatalf("HasBlob after LinkBlob: %v %v", ok, err)
+	}
+	if err := l.PutBlob(ctx, bytes.NewReader(data[1:]), ocispec.Descriptor{Digest: digest.FromString("x"), Size: d.Size - 1}, false); err == nil {
+		t.Fatal("PutBlob stored a blob that does not match its digest")
+	}
+}
