@@ -50,6 +50,11 @@ type EncodeOptions struct {
 	AllowPrioritizedNotFound bool
 	// TempDir is where the spool file goes ("" means os.TempDir()).
 	TempDir string
+	// StrictHardlinks refuses hard links whose target is empty, absolute or leaves the root, as
+	// HARDLINK_MISSING. Upstream accepts them and resolves the cleaned name, which is right for an
+	// archive whose every name has the same prefix ("/a", "../a") and wrong for a layer, where the
+	// target would silently become another file.
+	StrictHardlinks bool
 }
 
 // EncodeResult describes an encoded blob.
@@ -351,12 +356,13 @@ func formatModtime(t time.Time) string {
 	return t.UTC().Round(time.Second).Format(time.RFC3339)
 }
 
-// hardlinkProblem says why the TOC cannot resolve a hard link to target ("" when it can): the
-// TOC names the target by its cleaned path, so a target that is empty, absolute or leaves the
-// root would silently resolve to another file, and one that is not an earlier entry to none.
+// hardlinkProblem says why the TOC cannot resolve a hard link to target ("" when it can): one
+// that is not an earlier entry resolves to nothing; with StrictHardlinks, one that is empty,
+// absolute or leaves the root (the TOC names the cleaned path, another file in a layer).
 func (e *encoder) hardlinkProblem(target string) string {
 	rel := path.Clean(target)
 	switch {
+	case !e.opts.StrictHardlinks:
 	case target == "":
 		return "hard link without a target"
 	case strings.HasPrefix(target, "/"):

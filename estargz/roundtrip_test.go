@@ -289,7 +289,7 @@ func TestRefusals(t *testing.T) {
 		{testimages.File("etc/f", 0o644, testimages.String("f")), testimages.Hardlink("a/h", "../../etc/f", 0o644)},
 		{testimages.File("f", 0o644, testimages.String("f")), testimages.Hardlink("h", "", 0o644)},
 	} {
-		_, err := Encode(context.Background(), io.Discard, bytes.NewReader(testimages.MustBuildTar(es, testimages.Ending{})), EncodeOptions{})
+		_, err := Encode(context.Background(), io.Discard, bytes.NewReader(testimages.MustBuildTar(es, testimages.Ending{})), EncodeOptions{StrictHardlinks: true})
 		if !errors.As(err, &u) || u.Code != CodeHardlinkMissing {
 			t.Errorf("hard link %q -> %q: %v", es[len(es)-1].Name, es[len(es)-1].Linkname, err)
 		}

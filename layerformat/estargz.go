@@ -14,7 +14,9 @@ func encodeEstargz(ctx context.Context, w io.Writer, tar io.Reader, o EncodeOpti
 	res, err := estargz.Encode(ctx, w, tar, estargz.EncodeOptions{Level: o.Level, ChunkSize: o.EstargzChunkSize,
 		MinChunkSize: o.EstargzMinChunkSize, PrioritizedFiles: o.EstargzPrioritizedFiles, TempDir: o.TempDir,
 		// Each layer takes the prioritized files it holds: one list serves a whole image.
-		AllowPrioritizedNotFound: true})
+		AllowPrioritizedNotFound: true,
+		// A layer's hard link target is relative to its root; anything else is refused.
+		StrictHardlinks: true})
 	if err != nil {
 		var u *estargz.UnsupportedInputError
 		if errors.As(err, &u) {
