@@ -52,6 +52,10 @@ func Convert(ctx context.Context, srcName, dstName string, o Options) (*Report, 
 	}
 	c := &converter{o: o, level: level, jobs: jobs,
 		report: &Report{Source: srcName, Destination: dstName, Target: layerformat.TargetFormat(o.Target).String(), Level: level, DryRun: o.DryRun}}
+	if o.Target == layerformat.Nydus {
+		// A Nydus image is blob layers plus a bootstrap layer; chunks have a compressor, not a level.
+		c.report.Target, c.report.Level = string(layerformat.Nydus), 0
+	}
 	// Opening a registry source talks to it (ping, manifest), so it is a step that is retried.
 	err := c.retry(ctx, "opening source", func() (err error) {
 		c.src, err = transport.OpenSource(ctx, srcName, o.Src)

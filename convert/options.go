@@ -91,7 +91,7 @@ type Report struct {
 	Source      string           `json:"source"`
 	Destination string           `json:"destination"`
 	Target      string           `json:"target"`
-	Level       int              `json:"level"`
+	Level       int              `json:"level"` // 0 for nydus (its chunk compressor has no level here)
 	Digest      digest.Digest    `json:"digest"`
 	MediaType   string           `json:"mediaType"`
 	Manifests   []ManifestReport `json:"manifests"`

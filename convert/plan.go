@@ -11,7 +11,7 @@ func (rep *Report) WritePlan(w io.Writer) {
 	if p == nil {
 		return
 	}
-	fmt.Fprintf(w, "plan: %s -> %s, target %s level %d\n", rep.Source, rep.Destination, p.Target, rep.Level)
+	fmt.Fprintf(w, "plan: %s -> %s, target %s\n", rep.Source, rep.Destination, rep.TargetDescription())
 	if p.IndexType != "" {
 		fmt.Fprintf(w, "index: %s\n", p.IndexType)
 	}
@@ -35,4 +35,12 @@ func (rep *Report) WritePlan(w io.Writer) {
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
+}
+
+// TargetDescription is the target and its level as people read it: "zstd:chunked level 3", "nydus".
+func (rep *Report) TargetDescription() string {
+	if rep.Target == "nydus" {
+		return rep.Target
+	}
+	return fmt.Sprintf("%s level %d", rep.Target, rep.Level)
 }
