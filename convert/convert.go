@@ -168,11 +168,6 @@ func (c *converter) run(ctx context.Context) error {
 	for k, img := range images {
 		img.plan = &plan.Manifests[k]
 	}
-	if c.o.NydusMergePlatform && !c.dst.CanStoreIndex() {
-		return manifestedit.Refuse(manifestedit.DestNoIndex, c.dst.Name(),
-			"--nydus-merge-platform writes an index (the OCI and the Nydus manifest of each platform) and the destination holds one image",
-			"write to oci:, oci-archive: or docker://, or drop --nydus-merge-platform")
-	}
 	if index != nil && !c.dst.CanStoreIndex() {
 		if imageCount(images) != 1 {
 			return manifestedit.Refuse(manifestedit.DestNoIndex, c.dst.Name(),
@@ -447,7 +442,7 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 		rep.Target.MediaType = nd.MediaType
 		c.report.Layers = append(c.report.Layers, rep)
 	}
-	var appendHistory *nydusHistory
+	appendHistory := false
 	if bootstraps := c.nydusBootstraps(m); bootstraps != nil {
 		// A Nydus image ends with the bootstrap layer merged from every layer's own bootstrap.
 		desc, diffID, err := c.writeNydusBootstrap(ctx, bootstraps)
@@ -455,7 +450,7 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 			return nil, err
 		}
 		layers, diffIDs = append(layers, desc), append(diffIDs, diffID)
-		appendHistory = &nydusHistory{}
+		appendHistory = true
 		c.report.Layers = append(c.report.Layers, LayerReport{Manifest: img.src.Digest, Index: len(m.Layers), Action: "added",
 			Target: LayerSide{Digest: desc.Digest, Format: string(layerformat.NydusBootstrap), Size: desc.Size, MediaType: desc.MediaType},
 			DiffID: diffID, Note: "merged Nydus bootstrap"})
@@ -467,7 +462,7 @@ func (c *converter) editImage(ctx context.Context, img *image) (*editedImage, er
 	} else {
 		config, err = manifestedit.EditConfig(img.src.Config, diffIDs, dropped)
 	}
-	if err == nil && appendHistory != nil {
+	if err == nil && appendHistory {
 		config, err = manifestedit.AppendHistory(config, manifestedit.NydusHistoryEntry)
 	}
 	if err != nil {

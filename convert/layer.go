@@ -113,9 +113,6 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 	if ok, err := c.dst.HasBlob(ctx, newDesc); err != nil {
 		return err
 	} else if !ok {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
 		if err := c.putBlobFile(ctx, tmp, newDesc); err != nil {
 			return err
 		}

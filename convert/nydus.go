@@ -2,7 +2,6 @@ package convert
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -26,12 +25,13 @@ func (c *converter) fromNydus(ctx context.Context, j *layerJob, r io.Reader, out
 		return nil, err
 	}
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(spool, h), hashio.ContextReader(ctx, r))
+	n, err := io.Copy(spool, hashio.ContextReader(ctx, r))
 	if err != nil {
 		return nil, err
 	}
-	sourceDiffID := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
+	// r checked the blob against its digest as it was read to the end, and a Nydus blob is stored
+	// uncompressed: its digest is its diff_id, no second hash needed.
+	sourceDiffID := j.desc.Digest
 	fs, err := nydus.OpenLayer(spool, n, nil)
 	if err != nil {
 		return nil, manifestedit.Refuse(manifestedit.UnknownLayerFormat, j.desc.Digest.String(),
@@ -51,8 +51,6 @@ func (c *converter) fromNydus(ctx context.Context, j *layerJob, r io.Reader, out
 	return &layerResult{from: from, sourceDiffID: sourceDiffID, diffID: enc.DiffID, report: *rep,
 		change: manifestedit.LayerChange{Target: plan.To.Kind, Annotations: enc.Annotations}}, nil
 }
-
-type nydusHistory struct{}
 
 // nydusBootstraps returns, when the image's layers were packed into Nydus blobs by this run, each
 // layer's own bootstrap with its blob id, bottom first (nil otherwise).
@@ -96,10 +94,7 @@ func (c *converter) writeNydusBootstrap(ctx context.Context, layers []nydus.Laye
 		if ok, err := c.dst.HasBlob(ctx, desc); err != nil || ok {
 			return err
 		}
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		return c.dst.PutBlob(ctx, tmp, desc, false)
+		return c.putBlobFile(ctx, tmp, desc)
 	})
 	return desc, info.DiffID, err
 }

@@ -126,20 +126,6 @@ func readOCIIndexOf(t *testing.T, layout, hex string) ocispec.Index {
 	return ix
 }
 
-// snapshot records every file of a directory (name -> content) to prove it unchanged.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			out[strings.TrimPrefix(p, dir)] = string(b)
-		}
-		return nil
-	})
-	return out
-}
-
 // TestRefusalsLeaveDestinationsUnchanged: each refusal, end to end, against an oci: layout that
 // already holds an image and against the loopback registry: the code is the rule's, and nothing
 // at the destination changed.
@@ -207,7 +193,7 @@ func TestRefusalsLeaveDestinationsUnchanged(t *testing.T) {
 	mustConvert(t, imgs["gzip-single"].Ref, reg.Ref("dest/app", "existing"), push)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := snapshot(t, layout)
+			before := testenv.DirContents(t, layout)
 			for _, dst := range []string{"oci:" + layout + ":new", reg.Ref("dest/app", "new")} {
 				o := opts(c.target)
 				o.Dst = plainHTTP()
@@ -232,7 +218,7 @@ func TestRefusalsLeaveDestinationsUnchanged(t *testing.T) {
 					}
 				}
 			}
-			after := snapshot(t, layout)
+			after := testenv.DirContents(t, layout)
 			for name, content := range before {
 				if after[name] != content {
 					t.Fatalf("oci: layout file %s changed by a refused run", name)

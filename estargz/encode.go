@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fmtconv/fmtconv/internal/hashio"
 	digest "github.com/opencontainers/go-digest"
 	tarsplit "github.com/vbatts/tar-split/archive/tar"
 )
@@ -119,7 +120,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		written: map[string]struct{}{},
 		workers: workers,
 	}
-	in := bufio.NewReaderSize(ctxReader{ctx, tarStream}, 256<<10)
+	in := bufio.NewReaderSize(hashio.ContextReader(ctx, tarStream), 256<<10)
 	var err error
 	if len(opts.PrioritizedFiles) > 0 {
 		err = e.spooled(in)
@@ -136,18 +137,6 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		return nil, err
 	}
 	return e.finish(bw)
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type memberRef struct {

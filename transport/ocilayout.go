@@ -104,8 +104,12 @@ func (l *ociLayout) LinkBlob(ctx context.Context, f *os.File, d ocispec.Descript
 	if err != nil {
 		return false, err
 	}
-	if st, err := f.Stat(); err != nil || st.Size() != d.Size {
-		return false, fmt.Errorf("blob file %s: size %v, want %d (%v)", f.Name(), st.Size(), d.Size, err)
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if st.Size() != d.Size {
+		return false, fmt.Errorf("blob file %s: %d bytes, the descriptor says %d", f.Name(), st.Size(), d.Size)
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return false, err

@@ -193,7 +193,7 @@ func TestInterruptCleansUp(t *testing.T) {
 		if code, _, stderr := fmtconv(t, "convert", src, "oci:"+out+":before", "--to", "gzip", "-q"); code != 0 {
 			t.Fatal(stderr)
 		}
-		before := readDir(t, out)
+		before := testenv.DirContents(t, out)
 		tmp := t.TempDir()
 		cmd := fmtconvProcess("convert", src, "oci:"+out+":new", "--to", "zstd:chunked", "-q", "--tmpdir", tmp)
 		var stderr bytes.Buffer
@@ -210,7 +210,7 @@ func TestInterruptCleansUp(t *testing.T) {
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Fatalf("%v: temporary files left: %v", sig, left)
 		}
-		after := readDir(t, out)
+		after := testenv.DirContents(t, out)
 		for name, content := range before {
 			if after[name] != content {
 				t.Fatalf("%v: %s changed", sig, name)
@@ -226,19 +226,6 @@ func TestInterruptCleansUp(t *testing.T) {
 			t.Fatalf("%v: exit %d, stderr %q", sig, code, stderr.String())
 		}
 	}
-}
-
-func readDir(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			out[strings.TrimPrefix(p, dir)] = string(b)
-		}
-		return nil
-	})
-	return out
 }
 
 // isCompleteBlob: a file under blobs/sha256 named by the digest of its content.
