@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -171,7 +170,7 @@ type encoder struct {
 
 func (e *encoder) openMember() {
 	if e.cur == nil {
-		e.cur = &part{raw: getBuf(64 << 10), first: true, level: e.opts.Level}
+		e.cur = &part{raw: getRaw(), first: true, level: e.opts.Level}
 		e.members++
 		e.memberLen = 0
 	}
@@ -180,7 +179,7 @@ func (e *encoder) openMember() {
 // cutPart sends the full current part and starts the member's next part.
 func (e *encoder) cutPart() error {
 	prev := e.cur
-	next := &part{raw: getBuf(64 << 10), level: e.opts.Level}
+	next := &part{raw: getRaw(), level: e.opts.Level}
 	next.dict = append([]byte(nil), prev.raw[len(prev.raw)-dictLength:]...)
 	e.cur = next
 	return e.pipe.send(prev)
@@ -230,13 +229,6 @@ func (e *encoder) appendFrom(r io.Reader, n int64, hs ...hash.Hash) error {
 		}
 		k := int(min(int64(room), n))
 		l := len(e.cur.raw)
-		if cap(e.cur.raw) < l+k {
-			// Room for this chunk, its padding and a few headers.
-			nb := getBuf(min(l+k+8<<10, partCap))[:l]
-			copy(nb, e.cur.raw)
-			putBuf(e.cur.raw)
-			e.cur.raw = nb
-		}
 		buf := e.cur.raw[l : l+k]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			if err == io.EOF {
@@ -582,24 +574,22 @@ func (e *encoder) finish(bw *bufio.Writer) (*EncodeResult, error) {
 	for _, r := range e.refs {
 		r.ent.Offset = offs[r.member]
 	}
-	tocJSON, err := json.MarshalIndent(e.toc, "", "\t")
-	if err != nil {
+	// The TOC member's tar entry: a 512-byte header, the JSON, its padding
+	// and the two end-of-archive blocks, built in place.
+	tocTar := appendTOCJSON(make([]byte, 512, 512+64*len(e.toc.Entries)+64<<10), e.toc)
+	tocJSON := tocTar[512:]
+	var hdr bytes.Buffer
+	if err := tar.NewWriter(&hdr).WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: TOCTarName, Size: int64(len(tocJSON))}); err != nil {
 		return nil, err
 	}
-	var tocTar bytes.Buffer
-	tw := tar.NewWriter(&tocTar)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: TOCTarName, Size: int64(len(tocJSON))}); err != nil {
-		return nil, err
+	if hdr.Len() != 512 {
+		return nil, fmt.Errorf("estargz: TOC tar header of %d bytes", hdr.Len())
 	}
-	if _, err := tw.Write(tocJSON); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	e.diffID.Write(tocTar.Bytes())
-	e.total += int64(tocTar.Len())
-	tocOffset, err := e.pipe.compressMember(tocTar.Bytes(), e.opts.Level, e.workers)
+	copy(tocTar, hdr.Bytes())
+	tocTar = append(tocTar, make([]byte, -len(tocJSON)&511+1024)...)
+	e.diffID.Write(tocTar)
+	e.total += int64(len(tocTar))
+	tocOffset, err := e.pipe.compressMember(tocTar, e.opts.Level, e.workers)
 	if err != nil {
 		return nil, err
 	}

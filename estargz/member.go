@@ -24,8 +24,13 @@ import (
 // stream. Each part depends only on its own bytes, its dictionary and the
 // level, so the blob is the same whatever the number of workers. partCap is
 // part of the output format of this writer: changing it changes blobs.
+//
+// The TOC member is cut into parts of tocPartCap bytes instead: it is
+// compressed after every payload member, when nothing else is left to run
+// beside it, so smaller parts spread it over the workers.
 const (
 	partCap    = 4 << 20
+	tocPartCap = 512 << 10
 	dictLength = 32 << 10
 )
 
@@ -84,16 +89,30 @@ func (d *deflater) compress(p *part) {
 	d.out.b = nil
 }
 
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+// A part's uncompressed bytes live in a buffer of partCap bytes from rawPool,
+// whatever the part's length: the encoder fills it in place and never grows
+// it, and the pool hands back memory already faulted in (a fresh 4 MiB buffer
+// per part cost page faults and copies in the reader that fills it).
+// Compressed bytes live in buffers from compPool, of whatever size they grew to.
+var rawPool, compPool = sync.Pool{New: func() any { b := make([]byte, 0, partCap); return &b }}, sync.Pool{}
+
+func getRaw() []byte { return (*rawPool.Get().(*[]byte))[:0] }
+
+func putRaw(b []byte) {
+	if cap(b) == partCap {
+		b = b[:0]
+		rawPool.Put(&b)
+	}
+}
 
 // getBuf returns an empty buffer of at least n bytes of capacity.
 func getBuf(n int) []byte {
-	b := (*bufPool.Get().(*[]byte))[:0]
-	if cap(b) < n {
-		putBuf(b)
-		b = make([]byte, 0, max(n, 64<<10))
+	if bp, ok := compPool.Get().(*[]byte); ok {
+		if b := *bp; cap(b) >= n {
+			return b[:0]
+		}
 	}
-	return b
+	return make([]byte, 0, max(n, 64<<10))
 }
 
 func putBuf(b []byte) {
@@ -101,7 +120,7 @@ func putBuf(b []byte) {
 		return
 	}
 	b = b[:0]
-	bufPool.Put(&b)
+	compPool.Put(&b)
 }
 
 // pipeline compresses parts on workers and writes them in order to bw.
@@ -173,7 +192,7 @@ func (p *pipeline) collect() {
 		if p.err != nil {
 			p.failed.Store(true)
 		}
-		putBuf(pt.raw)
+		putRaw(pt.raw)
 		putBuf(pt.comp)
 	}
 }
@@ -223,15 +242,15 @@ func (p *pipeline) close() error {
 // compressMember writes raw as one complete member after the pipeline has
 // been closed (used for the TOC), compressing its parts concurrently.
 func (p *pipeline) compressMember(raw []byte, level, workers int) (offset int64, err error) {
-	parts := splitParts(raw, level)
-	sem := make(chan struct{}, workers)
+	parts := splitParts(raw, level, tocPartCap)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for _, pt := range parts {
-		sem <- struct{}{}
+	for range min(workers, len(parts)) {
 		wg.Go(func() {
-			defer func() { <-sem }()
 			var d deflater
-			d.compress(pt)
+			for i := next.Add(1) - 1; i < int64(len(parts)); i = next.Add(1) - 1 {
+				d.compress(parts[i])
+			}
 		})
 	}
 	wg.Wait()
@@ -244,11 +263,12 @@ func (p *pipeline) compressMember(raw []byte, level, workers int) (offset int64,
 	return offset, nil
 }
 
-// splitParts cuts one member's bytes into parts the way the streaming writer does.
-func splitParts(raw []byte, level int) []*part {
+// splitParts cuts one member's bytes into parts of size bytes the way the
+// streaming writer cuts them into parts of partCap bytes.
+func splitParts(raw []byte, level, size int) []*part {
 	var parts []*part
-	for i := 0; ; i += partCap {
-		end := min(i+partCap, len(raw))
+	for i := 0; ; i += size {
+		end := min(i+size, len(raw))
 		pt := &part{raw: raw[i:end], first: i == 0, final: end == len(raw), level: level}
 		if i > 0 {
 			pt.dict = raw[max(0, i-dictLength):i]
