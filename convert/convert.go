@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"io"
 	"sync"
 	"time"
@@ -69,6 +70,13 @@ func Convert(ctx context.Context, srcName, dstName string, o Options) (*Report, 
 		return nil, err
 	}
 	defer c.dst.Close()
+	if l, ok := c.dst.(transport.BlobLinker); ok {
+		tempDir := o.TempDir
+		if tempDir == "" {
+			tempDir = os.TempDir()
+		}
+		c.linksTemp = l.LinksFrom(tempDir)
+	}
 	err = c.run(ctx)
 	c.report.Seconds = time.Since(start).Seconds()
 	if err != nil {
@@ -84,6 +92,9 @@ type converter struct {
 	level  int
 	jobs   int
 	report *Report
+	// linksTemp: finished layer files in the temporary directory are linked into the destination
+	// (and synced there), so their disk writes may start while they are written.
+	linksTemp bool
 
 	mu     sync.Mutex
 	layers map[digest.Digest]*layerJob

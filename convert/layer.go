@@ -100,7 +100,11 @@ func (c *converter) convertLayer(ctx context.Context, j *layerJob) error {
 		return err
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
-	out := hashio.NewWriter(tmp)
+	var tmpW io.Writer = tmp
+	if c.linksTemp {
+		tmpW = newWritebackWriter(tmp)
+	}
+	out := hashio.NewWriter(tmpW)
 
 	res, err := c.transcode(ctx, j, br, out, tmp, &rep)
 	if prog != nil {

@@ -136,6 +136,30 @@ func (l *ociLayout) LinkBlob(ctx context.Context, f *os.File, d ocispec.Descript
 	return true, nil
 }
 
+// LinksFrom compares the file systems of dir and the layout (or, before the layout exists, the
+// directory it will be created in).
+func (l *ociLayout) LinksFrom(dir string) bool {
+	a, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	p, err := filepath.Abs(l.dir)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(p)
+	for err != nil && errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
+		p = filepath.Dir(p)
+		b, err = os.Stat(p)
+	}
+	if err != nil {
+		return false
+	}
+	sa, okA := a.Sys().(*syscall.Stat_t)
+	sb, okB := b.Sys().(*syscall.Stat_t)
+	return okA && okB && sa.Dev == sb.Dev
+}
+
 func (l *ociLayout) PutManifest(ctx context.Context, m []byte, mediaType string, instance *digest.Digest) error {
 	d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(m), Size: int64(len(m))}
 	if instance != nil && *instance != d.Digest {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -58,4 +60,36 @@ func TestOCILayoutLinkBlob(t *testing.T) {
 	if err := l.PutBlob(ctx, bytes.NewReader(data[1:]), ocispec.Descriptor{Digest: digest.FromString("x"), Size: d.Size - 1}, false); err == nil {
 		t.Fatal("PutBlob stored a blob that does not match its digest")
 	}
+}
+
+// LinksFrom says whether a temporary directory is on the layout's file system, also before the
+// layout directory exists (fmtconv decides that when it opens the destination).
+func TestOCILayoutLinksFrom(t *testing.T) {
+	dir := t.TempDir()
+	l, err := openOCILayout("oci:"+dir+"/new/img:x", dir+"/new/img", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.LinksFrom(dir) {
+		t.Errorf("LinksFrom(%s) = false for a layout to be created under it", dir)
+	}
+	if l.LinksFrom(filepath.Join(dir, "missing")) {
+		t.Error("LinksFrom a missing directory = true")
+	}
+	// /dev/shm is a tmpfs on Linux; the test directory is not, on this project's machines.
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && !sameFSForTest(t, "/dev/shm", dir) {
+		if l.LinksFrom("/dev/shm") {
+			t.Error("LinksFrom(/dev/shm) = true for a layout on another file system")
+		}
+	}
+}
+
+func sameFSForTest(t *testing.T, a, b string) bool {
+	t.Helper()
+	out, err := exec.Command("stat", "-c", "%d", a, b).Output()
+	if err != nil {
+		t.Skipf("stat: %v", err)
+	}
+	f := strings.Fields(string(out))
+	return len(f) == 2 && f[0] == f[1]
 }

@@ -166,6 +166,9 @@ type Destination interface {
 // layout on the same file system hard-links it). The caller vouches for the file's digest.
 type BlobLinker interface {
 	LinkBlob(ctx context.Context, f *os.File, d ocispec.Descriptor) (bool, error)
+	// LinksFrom reports whether a file created in dir is on the destination's file system, so
+	// that LinkBlob will link it rather than have the caller copy it.
+	LinksFrom(dir string) bool
 }
 
 // OpenDestination opens a destination reference. "oci:" layouts are written by fmtconv itself.
