@@ -5,8 +5,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
