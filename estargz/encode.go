@@ -575,8 +575,10 @@ func (e *encoder) finish(bw *bufio.Writer) (*EncodeResult, error) {
 		r.ent.Offset = offs[r.member]
 	}
 	// The TOC member's tar entry: a 512-byte header, the JSON, its padding
-	// and the two end-of-archive blocks, built in place.
-	tocTar := appendTOCJSON(make([]byte, 512, 512+64*len(e.toc.Entries)+64<<10), e.toc)
+	// and the two end-of-archive blocks, built in place. Entries of real layers take about 330
+	// bytes of JSON each (two digests, a path, ids, mode, times, offsets); growing the buffer
+	// from a smaller guess cost more than the encoding.
+	tocTar := appendTOCJSON(make([]byte, 512, 512+448*len(e.toc.Entries)+64<<10), e.toc)
 	tocJSON := tocTar[512:]
 	var hdr bytes.Buffer
 	if err := tar.NewWriter(&hdr).WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: TOCTarName, Size: int64(len(tocJSON))}); err != nil {
