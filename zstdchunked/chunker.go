@@ -193,51 +193,22 @@ func (c *chunker) hole(n int64) error {
 	return c.sink.cut(true)
 }
 
-// dataBytes rolls data bytes and cuts frames where the checksum says so.
-// The window holds the 64 bytes before p; from p[64] on, the byte leaving the
-// window is read from p itself.
+// dataBytes rolls data bytes and cuts frames where the checksum says so
+// (rollsum.go rolls them, 16 at a time where it can).
 func (c *chunker) dataBytes(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
 	c.emitted = true
-	s1, s2, wofs := c.rs.s1, c.rs.s2, c.rs.wofs
-	w := &c.rs.window
 	start := 0
-	head := min(len(p), rollsumWindow)
-	for i := 0; i < head; i++ {
-		ch := p[i]
-		drop := uint32(w[wofs])
-		s1 += uint32(ch) - drop
-		s2 += s1 - rollsumWindow*(drop+rollsumCharOffset)
-		w[wofs] = ch
-		wofs = (wofs + 1) & (rollsumWindow - 1)
-		if s2&rollsumSplitMask == rollsumSplitMask {
-			if err := c.split(p[start : i+1]); err != nil {
-				return err
-			}
-			start = i + 1
-		}
+	err := c.rs.rollData(p, rollsumSplitMask, func(i int) error {
+		err := c.split(p[start : i+1])
+		start = i + 1
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if len(p) > rollsumWindow {
-		in := p[rollsumWindow:]
-		out := p[:len(in)]
-		for k := 0; k < len(in); k++ {
-			drop := uint32(out[k])
-			s1 += uint32(in[k]) - drop
-			s2 += s1 - rollsumWindow*(drop+rollsumCharOffset)
-			if s2&rollsumSplitMask == rollsumSplitMask {
-				i := k + rollsumWindow
-				if err := c.split(p[start : i+1]); err != nil {
-					return err
-				}
-				start = i + 1
-			}
-		}
-		copy(w[:], p[len(p)-rollsumWindow:])
-		wofs = 0
-	}
-	c.rs.s1, c.rs.s2, c.rs.wofs = s1, s2, wofs
 	if start < len(p) {
 		return c.sink.data(p[start:])
 	}
