@@ -113,7 +113,6 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 	e := &encoder{
 		opts:    opts,
 		pipe:    newPipeline(ctx, bw, workers),
-		diffID:  sha256.New(),
 		toc:     &JTOC{Version: 1},
 		seen:    map[string]struct{}{},
 		written: map[string]struct{}{},
@@ -151,7 +150,6 @@ type encoder struct {
 	cur       *part // the open part of the open member, nil between members
 	members   int   // members opened so far
 	memberLen int64 // uncompressed bytes in the open member
-	diffID    hash.Hash
 	total     int64
 
 	toc          *JTOC
@@ -168,9 +166,10 @@ type encoder struct {
 
 // ---- member writing ----
 
-func (e *encoder) openMember() {
+// openMember opens a member if none is open; size is a guess of its length.
+func (e *encoder) openMember(size int) {
 	if e.cur == nil {
-		e.cur = &part{raw: getRaw(), first: true, level: e.opts.Level}
+		e.cur = &part{raw: getRaw(size), first: true, level: e.opts.Level}
 		e.members++
 		e.memberLen = 0
 	}
@@ -179,7 +178,7 @@ func (e *encoder) openMember() {
 // cutPart sends the full current part and starts the member's next part.
 func (e *encoder) cutPart() error {
 	prev := e.cur
-	next := &part{raw: getRaw(), level: e.opts.Level}
+	next := &part{raw: getRaw(0), level: e.opts.Level}
 	next.dict = append([]byte(nil), prev.raw[len(prev.raw)-dictLength:]...)
 	e.cur = next
 	return e.pipe.send(prev)
@@ -195,21 +194,30 @@ func (e *encoder) closeMember() error {
 	return e.pipe.send(pt)
 }
 
+// room makes room for up to n more bytes in the open part and returns how many fit (0 when the
+// part is full).
+func (e *encoder) room(n int) int {
+	l := len(e.cur.raw)
+	k := min(partCap-l, n)
+	if cap(e.cur.raw) < l+k {
+		e.cur.raw = growRaw(e.cur.raw, l+k)
+	}
+	return k
+}
+
 // appendBytes adds b to the open member (opening one if needed).
 func (e *encoder) appendBytes(b []byte) error {
-	e.openMember()
-	e.diffID.Write(b)
+	e.openMember(len(b))
 	e.total += int64(len(b))
 	e.memberLen += int64(len(b))
 	for len(b) > 0 {
-		room := partCap - len(e.cur.raw)
-		if room == 0 {
+		k := e.room(len(b))
+		if k == 0 {
 			if err := e.cutPart(); err != nil {
 				return err
 			}
 			continue
 		}
-		k := min(room, len(b))
 		e.cur.raw = append(e.cur.raw, b[:k]...)
 		b = b[k:]
 	}
@@ -218,16 +226,15 @@ func (e *encoder) appendBytes(b []byte) error {
 
 // appendFrom reads exactly n bytes of r into the open member, feeding hs too.
 func (e *encoder) appendFrom(r io.Reader, n int64, hs ...hash.Hash) error {
-	e.openMember()
+	e.openMember(int(min(n, partCap)))
 	for n > 0 {
-		room := partCap - len(e.cur.raw)
-		if room == 0 {
+		k := e.room(int(min(n, partCap)))
+		if k == 0 {
 			if err := e.cutPart(); err != nil {
 				return err
 			}
 			continue
 		}
-		k := int(min(int64(room), n))
 		l := len(e.cur.raw)
 		buf := e.cur.raw[l : l+k]
 		if _, err := io.ReadFull(r, buf); err != nil {
@@ -237,7 +244,6 @@ func (e *encoder) appendFrom(r io.Reader, n int64, hs ...hash.Hash) error {
 			return err
 		}
 		e.cur.raw = e.cur.raw[:l+k]
-		e.diffID.Write(buf)
 		for _, h := range hs {
 			h.Write(buf)
 		}
@@ -439,31 +445,43 @@ func (e *encoder) writeEntry(h0 *tar.Header, payload io.Reader) error {
 			if err := e.closeMember(); err != nil {
 				return err
 			}
-			e.openMember()
+			e.openMember(int(cs) + 1024) // the payload, its padding, a few headers
 		} else {
 			ent.InnerOffset = e.memberLen
 		}
 		e.refs = append(e.refs, memberRef{ent, e.members - 1})
 		ent.ChunkOffset = written
-		e.chunkH.Reset()
 		var err error
-		if multi {
-			err = e.appendFrom(payload, cs, e.chunkH, e.fileH)
+		if l := len(e.cur.raw); l+int(cs) <= partCap {
+			// The chunk lies in one part: the worker compressing the part hashes it
+			// (off this goroutine, which is the pipeline's bottleneck on small files).
+			e.cur.digests = append(e.cur.digests, digestJob{ent: ent, from: l, to: l + int(cs), file: !multi})
+			if multi {
+				err = e.appendFrom(payload, cs, e.fileH)
+			} else {
+				err = e.appendFrom(payload, cs)
+			}
 		} else {
-			err = e.appendFrom(payload, cs, e.chunkH)
+			e.chunkH.Reset()
+			if multi {
+				err = e.appendFrom(payload, cs, e.chunkH, e.fileH)
+			} else {
+				err = e.appendFrom(payload, cs, e.chunkH)
+			}
+			ent.ChunkDigest = digest.NewDigest(digest.SHA256, e.chunkH).String()
+			if !multi {
+				ent.Digest = ent.ChunkDigest
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("error copying %q: %w", h.Name, err)
 		}
-		ent.ChunkDigest = digest.NewDigest(digest.SHA256, e.chunkH).String()
 		e.toc.Entries = append(e.toc.Entries, ent)
 		written += cs
 		ent = &TOCEntry{Name: h.Name, Type: "chunk"}
 	}
 	if multi {
 		reg.Digest = digest.NewDigest(digest.SHA256, e.fileH).String()
-	} else {
-		reg.Digest = reg.ChunkDigest
 	}
 	if pad := -total & 511; pad > 0 {
 		return e.appendBytes(zeroBlock[:pad])
@@ -589,7 +607,6 @@ func (e *encoder) finish(bw *bufio.Writer) (*EncodeResult, error) {
 	}
 	copy(tocTar, hdr.Bytes())
 	tocTar = append(tocTar, make([]byte, -len(tocJSON)&511+1024)...)
-	e.diffID.Write(tocTar)
 	e.total += int64(len(tocTar))
 	tocOffset, err := e.pipe.compressMember(tocTar, e.opts.Level, e.workers)
 	if err != nil {
@@ -604,7 +621,7 @@ func (e *encoder) finish(bw *bufio.Writer) (*EncodeResult, error) {
 	tocDigest := digest.FromBytes(tocJSON)
 	res := &EncodeResult{
 		TOCDigest:        tocDigest,
-		DiffID:           digest.NewDigest(digest.SHA256, e.diffID),
+		DiffID:           digest.NewDigest(digest.SHA256, e.pipe.diffID),
 		UncompressedSize: e.total,
 		TOCOffset:        tocOffset,
 	}

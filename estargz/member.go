@@ -3,13 +3,16 @@ package estargz
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"hash/crc32"
 	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // This file is the compressing half of the writer: gzip members cut into
@@ -36,13 +39,24 @@ const (
 
 // part is a piece of one gzip member.
 type part struct {
-	raw   []byte // uncompressed bytes
-	dict  []byte // deflate dictionary (the previous part's tail), or nil
-	first bool   // the first part of its member: the gzip header precedes it
-	final bool   // the last part: compressed with a final block, the trailer follows
-	level int
-	comp  []byte // compressed bytes (deflate only)
-	done  chan struct{}
+	raw    []byte // uncompressed bytes
+	dict   []byte // deflate dictionary (the previous part's tail), or nil
+	first  bool   // the first part of its member: the gzip header precedes it
+	final  bool   // the last part: compressed with a final block, the trailer follows
+	level  int
+	comp   []byte // compressed bytes (deflate only)
+	done   chan struct{}
+	weight int64 // cap(raw) when sent, counted against inflightBytes
+	// digests are the chunks lying wholly in raw, hashed by the worker that compresses the part.
+	digests []digestJob
+}
+
+// digestJob asks for the sha256 of raw[from:to] as ent's chunk digest (and, for a file of one
+// chunk, as its digest too).
+type digestJob struct {
+	ent      *TOCEntry
+	from, to int
+	file     bool
 }
 
 // gzipHeader is the 10-byte member header written by Go's compress/gzip (and
@@ -70,9 +84,21 @@ type deflater struct {
 	level int
 	fw    *flate.Writer
 	out   appendWriter
+	h     hash.Hash
 }
 
 func (d *deflater) compress(p *part) {
+	for _, j := range p.digests {
+		if d.h == nil {
+			d.h = sha256.New()
+		}
+		d.h.Reset()
+		d.h.Write(p.raw[j.from:j.to])
+		j.ent.ChunkDigest = digest.NewDigest(digest.SHA256, d.h).String()
+		if j.file {
+			j.ent.Digest = j.ent.ChunkDigest
+		}
+	}
 	if d.fw == nil || d.level != p.level {
 		d.fw, _ = flate.NewWriter(nil, p.level) // the level was checked by Encode
 		d.level = p.level
@@ -89,19 +115,44 @@ func (d *deflater) compress(p *part) {
 	d.out.b = nil
 }
 
-// A part's uncompressed bytes live in a buffer of partCap bytes from rawPool,
-// whatever the part's length: the encoder fills it in place and never grows
-// it, and the pool hands back memory already faulted in (a fresh 4 MiB buffer
-// per part cost page faults and copies in the reader that fills it).
+// A part's uncompressed bytes live in a pooled buffer of one of rawClasses' sizes, chosen from
+// the expected length and moved to a larger class when it fills up. Pooled buffers come back
+// with their memory already faulted in (a fresh 4 MiB buffer per part cost page faults and
+// copies), and a small part does not hold a large buffer while it waits in the pipeline.
 // Compressed bytes live in buffers from compPool, of whatever size they grew to.
-var rawPool, compPool = sync.Pool{New: func() any { b := make([]byte, 0, partCap); return &b }}, sync.Pool{}
+var (
+	rawClasses = [...]int{64 << 10, 512 << 10, partCap}
+	rawPools   [len(rawClasses)]sync.Pool
+	compPool   sync.Pool
+)
 
-func getRaw() []byte { return (*rawPool.Get().(*[]byte))[:0] }
+// getRaw returns an empty buffer of the smallest class holding min(n, partCap) bytes.
+func getRaw(n int) []byte {
+	for i, c := range rawClasses {
+		if n <= c || i == len(rawClasses)-1 {
+			if bp, ok := rawPools[i].Get().(*[]byte); ok {
+				return (*bp)[:0]
+			}
+			return make([]byte, 0, c)
+		}
+	}
+	panic("unreachable")
+}
+
+// growRaw moves b into a buffer of a class holding n bytes.
+func growRaw(b []byte, n int) []byte {
+	nb := append(getRaw(n), b...)
+	putRaw(b)
+	return nb
+}
 
 func putRaw(b []byte) {
-	if cap(b) == partCap {
-		b = b[:0]
-		rawPool.Put(&b)
+	for i, c := range rawClasses {
+		if cap(b) == c {
+			b = b[:0]
+			rawPools[i].Put(&b)
+			return
+		}
 	}
 }
 
@@ -133,24 +184,41 @@ type pipeline struct {
 	done    chan struct{}
 	closed  bool
 	failed  atomic.Bool // set by the collector when it stops writing
+	budget  struct {
+		mu   sync.Mutex
+		cond sync.Cond
+		used int64 // raw buffer bytes of the parts in flight
+	}
 
 	// Owned by the collector until done is closed.
 	err           error
+	diffID        hash.Hash // of every part's raw bytes, in order: the uncompressed blob
 	written       int64
 	memberOffsets []int64
 	crc           uint32
 	isize         uint32
 }
 
+// Parts in flight (sent, not yet written) are bounded by their buffers' bytes, not by their
+// number: parts are written in order, so while one large part is compressed the parts behind
+// it finish and wait. With a bound of a few parts, a 4 MiB part at the head stalled the
+// encoder behind a queue of finished small ones and left the workers idle a third of the time
+// (GOROOT corpus); a byte budget lets hundreds of small parts pass one large one.
+const (
+	inflightBytes = 6 * partCap
+	inflightParts = 512
+)
+
 func newPipeline(ctx context.Context, bw *bufio.Writer, workers int) *pipeline {
-	inflight := 2*workers + 2
 	p := &pipeline{
-		ctx:   ctx,
-		bw:    bw,
-		work:  make(chan *part, inflight+1),
-		order: make(chan *part, inflight),
-		done:  make(chan struct{}),
+		ctx:    ctx,
+		bw:     bw,
+		work:   make(chan *part, inflightParts+1),
+		order:  make(chan *part, inflightParts),
+		done:   make(chan struct{}),
+		diffID: sha256.New(),
 	}
+	p.budget.cond.L = &p.budget.mu
 	for range workers {
 		p.workers.Go(func() {
 			var d deflater
@@ -170,6 +238,15 @@ func (p *pipeline) send(pt *part) error {
 		return errPipelineFailed
 	}
 	pt.done = make(chan struct{})
+	pt.weight = int64(cap(pt.raw))
+	b := &p.budget
+	b.mu.Lock()
+	// The collector releases every part it takes, failed or not, so this wait ends.
+	for b.used > 0 && b.used+pt.weight > inflightBytes {
+		b.cond.Wait()
+	}
+	b.used += pt.weight
+	b.mu.Unlock()
 	select {
 	case p.order <- pt:
 	case <-p.ctx.Done():
@@ -194,6 +271,10 @@ func (p *pipeline) collect() {
 		}
 		putRaw(pt.raw)
 		putBuf(pt.comp)
+		p.budget.mu.Lock()
+		p.budget.used -= pt.weight
+		p.budget.cond.Signal()
+		p.budget.mu.Unlock()
 	}
 }
 
@@ -209,6 +290,7 @@ func (p *pipeline) writePart(pt *part) error {
 		return err
 	}
 	p.crc = crc32.Update(p.crc, crc32.IEEETable, pt.raw)
+	p.diffID.Write(pt.raw)
 	p.isize += uint32(len(pt.raw))
 	if pt.final {
 		var tr [8]byte
