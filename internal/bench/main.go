@@ -101,7 +101,7 @@ func main() {
 	}
 	var o options
 	flag.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "fmtconv-bench"), "work directory")
-	flag.IntVar(&o.reps, "reps", 3, "timed repetitions of every case")
+	flag.IntVar(&o.reps, "reps", 5, "timed repetitions of every case")
 	flag.StringVar(&o.fmtconv, "fmtconv", "bin/fmtconv", "fmtconv binary")
 	flag.BoolVar(&o.quick, "quick", false, "small corpus, for smoke tests")
 	flag.BoolVar(&o.main, "main", true, "measure every case on the GOROOT (or -quick) corpus")
@@ -266,6 +266,7 @@ func runBig(o *options) (*report, error) {
 		fmtconvCase(o, bc, "fmtconv zstd:chunked L3", "zstd:chunked", "zstd:chunked", 3),
 		libCase(o, bc, "compressor.ZstdCompressor L3 (storage v1.65, in-process)", "zstd:chunked", subCompressor, 3),
 		fmtconvCase(o, bc, "fmtconv zstd L3", "zstd", "zstd", 3),
+		fmtconvCase(o, bc, "fmtconv estargz L6", "estargz", "estargz", 6),
 		fmtconvCase(o, bc, "fmtconv nydus", "nydus", "nydus", -1),
 	}
 	runRounds(o, bcases, 1)
