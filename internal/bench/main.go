@@ -40,7 +40,7 @@
 // Flags:
 //
 //	-work DIR      work directory (default $TMPDIR/fmtconv-bench)
-//	-reps N        timed repetitions of every case (default 3)
+//	-reps N        timed repetitions of every case (default 5)
 //	-fmtconv PATH  the fmtconv binary (default bin/fmtconv)
 //	-quick         small corpus (GOROOT's src/archive, src/crypto, src/net) for smoke tests
 //	-main          measure every case on the GOROOT (or -quick) corpus (default true;
