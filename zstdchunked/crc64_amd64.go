@@ -1,10 +1,9 @@
 package zstdchunked
 
-// crcHasCLMUL: CPUID leaf 1 reports PCLMULQDQ in ECX bit 1 (SSE2, which the
-// folding also uses, is part of amd64).
-var crcHasCLMUL = crcCPUIDLeaf1ECX()&(1<<1) != 0
+import "golang.org/x/sys/cpu"
 
-func crcCPUIDLeaf1ECX() uint32
+// crcHasCLMUL: the folding needs PCLMULQDQ (and SSE2, part of amd64).
+var crcHasCLMUL = cpu.X86.HasPCLMULQDQ
 
 // crcFold folds p (a multiple of 16 bytes, at least 64) with crc xored into
 // its first word, down to one 16-byte block (see crc64.go).

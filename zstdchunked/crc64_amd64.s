@@ -90,11 +90,3 @@ done:
 	MOVQ   AX, lo+40(FP)
 	MOVQ   BX, hi+48(FP)
 	RET
-
-// func crcCPUIDLeaf1ECX() uint32
-TEXT ·crcCPUIDLeaf1ECX(SB), NOSPLIT, $0-4
-	MOVL $1, AX
-	XORL CX, CX
-	CPUID
-	MOVL CX, ret+0(FP)
-	RET

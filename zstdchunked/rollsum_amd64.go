@@ -1,12 +1,12 @@
 package zstdchunked
 
-// rollsumKernel: rollState.roll uses the AVX-512 kernel rollsumScan. A
-// variable so that the tests can run the pure-Go loop too.
-var rollsumKernel = rollsumHasAVX512()
+import "golang.org/x/sys/cpu"
 
-// rollsumHasAVX512 reports AVX512F and AVX512BW, with the opmask and ZMM
-// state enabled by the OS.
-func rollsumHasAVX512() bool
+// rollsumKernel: rollState.roll uses the AVX-512 kernel rollsumScan, which
+// needs AVX512F and AVX512BW (x/sys/cpu also checks that the OS saves the
+// opmask and ZMM state). A variable so that the tests can run the pure-Go
+// loop too.
+var rollsumKernel = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
 
 // rollsumScan rolls in[k] in and out[k] out for k < n, n a positive multiple
 // of 32, and stops after the first 32-byte block holding a cut point (a byte

@@ -1,37 +1,5 @@
 #include "textflag.h"
 
-// func rollsumHasAVX512() bool
-// AVX512F and AVX512BW (CPUID.7.0:EBX bits 16 and 30), and the OS saves the
-// opmask and all of the ZMM state: OSXSAVE (CPUID.1:ECX bit 27), XCR0 bits
-// 1, 2, 5, 6, 7.
-TEXT ·rollsumHasAVX512(SB), NOSPLIT, $0-1
-	MOVB $0, ret+0(FP)
-	XORL AX, AX
-	XORL CX, CX
-	CPUID
-	CMPL AX, $7
-	JB   no
-	MOVL $1, AX
-	XORL CX, CX
-	CPUID
-	BTL  $27, CX
-	JCC  no
-	XORL CX, CX
-	XGETBV
-	ANDL $0xe6, AX
-	CMPL AX, $0xe6
-	JNE  no
-	MOVL $7, AX
-	XORL CX, CX
-	CPUID
-	BTL  $16, BX
-	JCC  no
-	BTL  $30, BX
-	JCC  no
-	MOVB $1, ret+0(FP)
-no:
-	RET
-
 // SCAN(X, B, C, T) replaces the 32 words of X by their inclusive prefix sums
 // and leaves in every word of C's top quadword the sum of them all. Z2 must
 // be 0 and Z13 the VPSHUFB control that copies word 3 of each quadword to
