@@ -250,10 +250,19 @@ func (p *pipeline) send(pt *part) error {
 	select {
 	case p.order <- pt:
 	case <-p.ctx.Done():
+		p.release(pt.weight)
 		return p.ctx.Err()
 	}
 	p.work <- pt
 	return nil
+}
+
+// release returns a part's weight to the in-flight budget.
+func (p *pipeline) release(weight int64) {
+	p.budget.mu.Lock()
+	p.budget.used -= weight
+	p.budget.cond.Signal()
+	p.budget.mu.Unlock()
 }
 
 func (p *pipeline) collect() {
@@ -271,10 +280,7 @@ func (p *pipeline) collect() {
 		}
 		putRaw(pt.raw)
 		putBuf(pt.comp)
-		p.budget.mu.Lock()
-		p.budget.used -= pt.weight
-		p.budget.cond.Signal()
-		p.budget.mu.Unlock()
+		p.release(pt.weight)
 	}
 }
 
