@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/fmtconv/fmtconv/estargz"
+	"github.com/fmtconv/fmtconv/internal/gunzip"
 	"github.com/fmtconv/fmtconv/internal/hashio"
 	"github.com/fmtconv/fmtconv/nydus"
 	"github.com/klauspost/compress/zstd"
@@ -36,9 +37,9 @@ func Decode(f Format, r io.Reader, o DecodeOptions) (io.ReadCloser, error) {
 	case Uncompressed:
 		return io.NopCloser(r), nil
 	case Gzip, Estargz, NydusBootstrap: // nydus-snapshotter writes the bootstrap layer as tar+gzip
-		// pgzip inflates in a goroutine of its own, up to 4 MiB ahead of the reader, so the
-		// hashing and encoding that read the stream run beside the inflating, not after it.
-		zr, err := pgzip.NewReader(r)
+		// The stream is inflated on a goroutine of its own, up to 1 MiB ahead of the reader, so
+		// the hashing and encoding that read it run beside the inflating, not after it.
+		zr, err := gunzip.NewParallelReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
