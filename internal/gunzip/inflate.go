@@ -2,7 +2,6 @@ package gunzip
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -86,8 +85,6 @@ type inflater struct {
 	lengths   [286 + 30]uint8
 }
 
-var errUnexpectedEOF = io.ErrUnexpectedEOF
-
 func (f *inflater) corrupt(reason string) error {
 	return &CorruptInputError{Offset: f.inBase + int64(f.ip), Reason: reason}
 }
@@ -153,12 +150,13 @@ func (f *inflater) bits(n uint) (uint32, error) {
 	f.bb >>= n
 	f.nb -= n
 	if f.nb < f.phantom {
-		return 0, errUnexpectedEOF
+		return 0, io.ErrUnexpectedEOF
 	}
 	return v, nil
 }
 
-// symbol decodes one symbol of a code-length table (no subtables).
+// clenSymbol decodes one symbol of the code-length code (its table has no
+// subtables: those codes are at most 7 bits).
 func (f *inflater) clenSymbol() (int, error) {
 	if f.nb < clenTableBits {
 		if err := f.refill(); err != nil {
@@ -173,7 +171,7 @@ func (f *inflater) clenSymbol() (int, error) {
 	f.bb >>= n
 	f.nb -= n
 	if f.nb < f.phantom {
-		return 0, errUnexpectedEOF
+		return 0, io.ErrUnexpectedEOF
 	}
 	return int(e >> 16), nil
 }
@@ -184,7 +182,7 @@ func (f *inflater) alignToByte() error {
 	drop := f.nb & 7
 	f.nb -= drop
 	if f.nb < f.phantom {
-		return errUnexpectedEOF
+		return io.ErrUnexpectedEOF
 	}
 	f.ip -= int((f.nb - f.phantom) >> 3)
 	f.bb, f.nb, f.phantom = 0, 0, 0
@@ -199,7 +197,7 @@ func (f *inflater) reset() {
 	f.histStart = f.w
 }
 
-// decode decodes until out is filled past its limit, the stream ends
+// decode decodes until the output reaches its limit, the stream ends
 // (state stEnd) or an error.
 func (f *inflater) decode() error {
 	for f.w < f.limit {
@@ -270,7 +268,7 @@ func (f *inflater) inputEnd() error {
 	if f.rerr != nil && f.rerr != io.EOF {
 		return f.rerr
 	}
-	return errUnexpectedEOF
+	return io.ErrUnexpectedEOF
 }
 
 func (f *inflater) dynamicTables() error {
@@ -375,8 +373,6 @@ func (f *inflater) endBlock() {
 	}
 }
 
-var errDistance = errors.New("distance too far back")
-
 // huffman decodes a Huffman-coded block until its end or until out is full.
 //
 // The loop keeps the bit buffer, positions and tables in locals; each pass
@@ -417,7 +413,7 @@ func (f *inflater) huffman() error {
 		nb -= n
 		if e&flagLiteral != 0 {
 			if nb < phantom {
-				err = errUnexpectedEOF
+				err = io.ErrUnexpectedEOF
 				break
 			}
 			out[w] = byte(e >> 16)
@@ -430,7 +426,7 @@ func (f *inflater) huffman() error {
 					bb >>= n
 					nb -= n
 					if nb < phantom {
-						err = errUnexpectedEOF
+						err = io.ErrUnexpectedEOF
 						break
 					}
 					out[w] = byte(e >> 16)
@@ -441,7 +437,7 @@ func (f *inflater) huffman() error {
 		}
 		if e&flagExceptional != 0 {
 			if nb < phantom {
-				err = errUnexpectedEOF
+				err = io.ErrUnexpectedEOF
 				break
 			}
 			if e>>16 == valueBad {
@@ -469,7 +465,7 @@ func (f *inflater) huffman() error {
 		if d&flagExceptional != 0 {
 			f.bb, f.nb, f.ip = bb, nb, ip
 			if nb < phantom {
-				err = errUnexpectedEOF
+				err = io.ErrUnexpectedEOF
 			} else {
 				err = f.corrupt("invalid distance symbol")
 			}
@@ -480,13 +476,13 @@ func (f *inflater) huffman() error {
 		bb >>= eb
 		nb -= eb
 		if nb < phantom {
-			err = errUnexpectedEOF
+			err = io.ErrUnexpectedEOF
 			break
 		}
 		src := w - distance
 		if src < histStart {
 			f.bb, f.nb, f.ip = bb, nb, ip
-			err = f.corrupt(errDistance.Error())
+			err = f.corrupt("distance too far back")
 			break
 		}
 		if distance >= 8 {

@@ -28,11 +28,11 @@ type Reader struct {
 	crcPos int   // out[:crcPos] of the current buffer is in crc and size
 	err    error // the decoder's end: io.EOF or the error
 
-	// What Read hands out: buf[pos:end], then (once empty) err. The
-	// synchronous reader points it into f.out.
+	// What Read hands out: buf[pos:end], then (once empty) bufErr. The
+	// synchronous reader points buf into f.out.
 	buf      []byte
 	pos, end int
-	rerr     error
+	bufErr   error
 
 	async *async
 }
@@ -211,16 +211,18 @@ func (z *Reader) header() error {
 		}
 		// compress/gzip reads these into a 512-byte buffer: a longer
 		// string is a header error there, and so here.
+		var s [512]byte
 		for i := 0; ; i++ {
-			if i >= 512 {
+			if i >= len(s) {
 				return gzip.ErrHeader
 			}
 			c, err := f.readByte()
 			if err != nil {
 				return noEOF(err)
 			}
-			crc = crc32.Update(crc, crc32.IEEETable, []byte{c})
+			s[i] = c
 			if c == 0 {
+				crc = crc32.Update(crc, crc32.IEEETable, s[:i+1])
 				break
 			}
 		}
@@ -275,7 +277,10 @@ func (f *inflater) readByte() (byte, error) {
 // turn, each starting with the history the previous one ended with, and
 // Read takes the decoded bytes from them without another copy.
 
-const asyncBuffers = 4
+const (
+	asyncBuffers  = 4
+	parallelRound = 1 << 20
+)
 
 type asyncBlock struct {
 	buf        []byte
@@ -298,7 +303,7 @@ type async struct {
 // beside whatever consumes the stream. Close stops the goroutine; the
 // underlying reader is read from that goroutine until then.
 func NewParallelReader(r io.Reader) (*Reader, error) {
-	return newParallelReader(r, defaultRound)
+	return newParallelReader(r, parallelRound)
 }
 
 func newParallelReader(r io.Reader, round int) (*Reader, error) {
@@ -350,8 +355,8 @@ func (a *async) run(z *Reader) {
 
 // next makes the next decoded block current, or returns the decoder's end.
 func (a *async) next(z *Reader) error {
-	if z.rerr != nil {
-		return z.rerr
+	if z.bufErr != nil {
+		return z.bufErr
 	}
 	if a.cur != nil {
 		a.free <- a.cur
@@ -359,7 +364,7 @@ func (a *async) next(z *Reader) error {
 	}
 	blk := <-a.full
 	a.cur = blk.buf
-	z.buf, z.pos, z.end, z.rerr = blk.buf, blk.start, blk.end, blk.err
+	z.buf, z.pos, z.end, z.bufErr = blk.buf, blk.start, blk.end, blk.err
 	return nil
 }
 
