@@ -235,7 +235,7 @@ func TestHeaderFields(t *testing.T) {
 		for _, f := range fields {
 			h = append(h, f...)
 		}
-		c := crc32IEEE(h)
+		c := crc32.ChecksumIEEE(h)
 		return append(append(append(h, byte(c), byte(c>>8)), deflated...), trailer...)
 	}
 	cases := map[string][]byte{
@@ -255,11 +255,9 @@ func TestHeaderFields(t *testing.T) {
 		"bad magic":    append([]byte{0x1f, 0x8c}, body[2:]...),
 		"short header": body[:7],
 		"empty":        {},
-		"extra short":  build(flagExtra, []byte{9, 0, 1}),
-		"name unended": body[:10:10],
+		"extra short":  {0x1f, 0x8b, 8, flagExtra, 0, 0, 0, 0, 0, 3, 9, 0, 1},
+		"name unended": {0x1f, 0x8b, 8, flagName, 0, 0, 0, 0, 0, 3, 'a', 'b'},
 	}
-	cases["name unended"] = append([]byte{0x1f, 0x8b, 8, flagName, 0, 0, 0, 0, 0, 3}, 'a', 'b')
-	cases["extra short"] = []byte{0x1f, 0x8b, 8, flagExtra, 0, 0, 0, 0, 0, 3, 9, 0, 1}
 	for n, data := range cases {
 		checkSame(t, n, data)
 		_, wantErr := reference(data)
@@ -269,8 +267,6 @@ func TestHeaderFields(t *testing.T) {
 		}
 	}
 }
-
-func crc32IEEE(p []byte) uint32 { return crc32.ChecksumIEEE(p) }
 
 // TestTruncatedAndDamaged cuts and flips a stream everywhere and expects
 // compress/gzip's verdict every time.
@@ -288,6 +284,14 @@ func TestTruncatedAndDamaged(t *testing.T) {
 			d[rng.IntN(len(d))] ^= byte(1 << rng.IntN(8))
 			checkSame(t, c.sample+" flipped", d)
 		}
+		for i := len(data) - 8; i < len(data); i++ {
+			// A damaged CRC-32 or length: compress/gzip fails, and so must this.
+			d := bytes.Clone(data)
+			d[i] ^= 0x10
+			if _, err := decodeWith(NewReader, bytes.NewReader(d), false); !errors.Is(err, gzip.ErrChecksum) {
+				t.Fatalf("%s: trailer byte %d damaged: error %v, want gzip.ErrChecksum", c.sample, i-(len(data)-8), err)
+			}
+		}
 		checkSame(t, c.sample+" trailing garbage", append(bytes.Clone(data), 1, 2, 3))
 		checkSame(t, c.sample+" trailing zero bytes", append(bytes.Clone(data), make([]byte, 10)...))
 		checkSame(t, c.sample+" partial next header", append(bytes.Clone(data), 0x1f, 0x8b))
@@ -296,12 +300,6 @@ func TestTruncatedAndDamaged(t *testing.T) {
 
 // TestHandMadeBlocks covers block forms encoders rarely write.
 func TestHandMadeBlocks(t *testing.T) {
-	wrap := func(deflate []byte, content []byte) []byte {
-		h := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}
-		c := crc32IEEE(content)
-		n := len(content)
-		return append(append(h, deflate...), byte(c), byte(c>>8), byte(c>>16), byte(c>>24), byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
-	}
 	var bw bitWriter
 	// Fixed block: literal 'a', match length 258 distance 1, end.
 	bw.fixedBlock(true, func(b *bitWriter) {
@@ -352,6 +350,14 @@ func TestHandMadeBlocks(t *testing.T) {
 	checkSame(t, "stored complement", wrap([]byte{1, 3, 0, 0xfc, 0xfe, 'a', 'b', 'c'}, []byte("abc")))
 	checkSame(t, "stored ok", wrap([]byte{1, 3, 0, 0xfc, 0xff, 'a', 'b', 'c'}, []byte("abc")))
 	checkSame(t, "stored empty final", wrap([]byte{1, 0, 0, 0xff, 0xff}, nil))
+}
+
+// wrap makes a gzip member of a raw DEFLATE stream and its content.
+func wrap(deflate []byte, content []byte) []byte {
+	h := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}
+	c := crc32.ChecksumIEEE(content)
+	n := len(content)
+	return append(append(h, deflate...), byte(c), byte(c>>8), byte(c>>16), byte(c>>24), byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
 }
 
 // bitWriter writes DEFLATE bits for hand-made blocks.
@@ -437,11 +443,10 @@ func canonical(lengths []uint8) []int {
 	return codes
 }
 
-// dynamicBlock writes a final dynamic block with the given code lengths
-// (sent with a code-length code of sixteen 4-bit codes), then the symbols:
-// values below 286 are literal/length symbols, 1000+d distance symbol d.
-func dynamicBlock(litLens, distLens []uint8, syms ...int) []byte {
-	var b bitWriter
+// dynamicHeader starts a final dynamic block with the given code lengths
+// (sent with a code-length code of sixteen 4-bit codes) and returns the
+// canonical codes of the literal/length and distance codes.
+func (b *bitWriter) dynamicHeader(litLens, distLens []uint8) (lc, dc []int) {
 	b.put(1|2<<1, 3)
 	b.put(uint64(len(litLens)-257), 5)
 	b.put(uint64(len(distLens)-1), 5)
@@ -457,7 +462,15 @@ func dynamicBlock(litLens, distLens []uint8, syms ...int) []byte {
 	for _, n := range append(append([]uint8{}, litLens...), distLens...) {
 		b.putCode(cc[n], 4)
 	}
-	lc, dc := canonical(litLens), canonical(distLens)
+	return canonical(litLens), canonical(distLens)
+}
+
+// dynamicBlock writes a final dynamic block with the given code lengths,
+// then the symbols: values below 286 are literal/length symbols, 1000+d
+// distance symbol d (no extra bits).
+func dynamicBlock(litLens, distLens []uint8, syms ...int) []byte {
+	var b bitWriter
+	lc, dc := b.dynamicHeader(litLens, distLens)
 	for _, s := range syms {
 		if s >= 1000 {
 			b.putCode(dc[s-1000], uint(distLens[s-1000]))
@@ -471,12 +484,6 @@ func dynamicBlock(litLens, distLens []uint8, syms ...int) []byte {
 // TestCodeShapes decodes dynamic blocks with codes at compress/flate's
 // limits: complete, single-code, empty, incomplete, over-subscribed.
 func TestCodeShapes(t *testing.T) {
-	wrap := func(deflate []byte, content []byte) []byte {
-		h := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}
-		c := crc32IEEE(content)
-		n := len(content)
-		return append(append(h, deflate...), byte(c), byte(c>>8), byte(c>>16), byte(c>>24), byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
-	}
 	valid := func(name string, data []byte) {
 		t.Helper()
 		if _, err := reference(data); err != nil {
@@ -496,8 +503,6 @@ func TestCodeShapes(t *testing.T) {
 	// The length code needs a distance, and there is none.
 	checkSame(t, "distance from an empty code", wrap(dynamicBlock(lit, distEmpty, 'a', 'b', 257, 256), []byte("ababa")))
 	// The codeword a single-code distance code lacks.
-	var b bitWriter
-	_ = b
 	distTwo := []uint8{0, 2}
 	checkSame(t, "incomplete distance code", wrap(dynamicBlock(lit, distTwo, 'a', 'b', 257, 1001, 256), []byte("ababa")))
 	over := append([]uint8{}, lit...)
@@ -537,22 +542,7 @@ func TestCodeShapes(t *testing.T) {
 // symbol with extra bits, distance symbol with extra bits), then the end.
 func dynamicBlockExtra(litLens, distLens []uint8, lits []int, lsym int, lextra uint64, lbits uint, dsym int, dextra uint64, dbits uint) []byte {
 	var b bitWriter
-	b.put(1|2<<1, 3)
-	b.put(uint64(len(litLens)-257), 5)
-	b.put(uint64(len(distLens)-1), 5)
-	b.put(19-4, 4)
-	clen := make([]uint8, 19)
-	for s := range 16 {
-		clen[s] = 4
-	}
-	for _, s := range codeLengthOrder {
-		b.put(uint64(clen[s]), 3)
-	}
-	cc := canonical(clen)
-	for _, n := range append(append([]uint8{}, litLens...), distLens...) {
-		b.putCode(cc[n], 4)
-	}
-	lc, dc := canonical(litLens), canonical(distLens)
+	lc, dc := b.dynamicHeader(litLens, distLens)
 	for _, s := range lits {
 		b.putCode(lc[s], uint(litLens[s]))
 	}
@@ -562,4 +552,22 @@ func dynamicBlockExtra(litLens, distLens []uint8, lits []int, lsym int, lextra u
 	b.put(dextra, dbits)
 	b.putCode(lc[256], uint(litLens[256]))
 	return b.bytes()
+}
+
+// TestCloseMidStream stops a parallel reader that is decoding ahead: Close
+// returns (the goroutine ends) and a second Close is harmless.
+func TestCloseMidStream(t *testing.T) {
+	data := encoders()["stdlib-1"](samples(t)["zeros"])
+	for range 20 {
+		z, err := newParallelReader(bytes.NewReader(data), 700)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p [10]byte
+		if _, err := z.Read(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		z.Close()
+		z.Close()
+	}
 }
