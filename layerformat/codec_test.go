@@ -12,6 +12,7 @@ import (
 	"github.com/fmtconv/fmtconv/internal/testimages"
 	"github.com/fmtconv/fmtconv/layerformat"
 	digest "github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/storage/pkg/chunked/compressor"
 )
 
@@ -79,6 +80,53 @@ func TestZstdChunkedMatchesReference(t *testing.T) {
 	}
 	if deviations == 0 {
 		t.Errorf("no layer needed a deviation; the ending-inside-padding layer should")
+	}
+}
+
+// TestPlainMatchesContainersImage: fmtconv's gzip and zstd blobs are byte-identical to what
+// containers/image (skopeo, podman push) writes for the same layer and level, with and without an
+// explicit level, so a registry stores one blob whichever tool converted the layer.
+func TestPlainMatchesContainersImage(t *testing.T) {
+	cases := []struct {
+		kind   layerformat.Kind
+		algo   compression.Algorithm
+		levels []int // 0: no level given (each side's default)
+	}{
+		{layerformat.Gzip, compression.Gzip, []int{0, 1, 6, 9}},
+		{layerformat.Zstd, compression.Zstd, []int{0, 1, 3, 9, 19}},
+	}
+	for _, c := range cases {
+		for _, l := range testimages.Layers() {
+			for _, level := range c.levels {
+				var ours bytes.Buffer
+				res, err := layerformat.Encode(context.Background(), c.kind, &ours, bytes.NewReader(l.Tar), layerformat.EncodeOptions{Level: level})
+				if err != nil {
+					t.Fatalf("%s %s level %d: %v", c.kind, l.Name, level, err)
+				}
+				if res.DiffID != testimages.DiffID(l.Tar) {
+					t.Errorf("%s %s: diff_id %s, want %s", c.kind, l.Name, res.DiffID, testimages.DiffID(l.Tar))
+				}
+				var lp *int
+				if level != 0 {
+					lp = &level
+				}
+				var ref bytes.Buffer
+				cw, err := compression.CompressStream(&ref, c.algo, lp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cw.Write(l.Tar); err != nil {
+					t.Fatal(err)
+				}
+				if err := cw.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(ours.Bytes(), ref.Bytes()) {
+					t.Errorf("%s %s level %d: %d bytes %s, containers/image %d bytes %s", c.kind, l.Name, level,
+						ours.Len(), digest.FromBytes(ours.Bytes()), ref.Len(), digest.FromBytes(ref.Bytes()))
+				}
+			}
+		}
 	}
 }
 

@@ -90,11 +90,16 @@ func ParseTarget(s string) (Kind, error) {
 	return "", fmt.Errorf("unknown target format %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
-// DefaultLevel is the compression level used when the user gives none. zstd:chunked defaults to 3,
-// not containers/storage's 10, which is about twice as slow for a few percent of size.
+// DefaultLevel is the compression level used when the user gives none. gzip and zstd default to
+// what containers/image writes when given no level (pgzip's DefaultCompression is klauspost's
+// level 5; zstd's SpeedDefault is level 3), so a layer fmtconv compresses has the same digest as
+// the one skopeo or podman push would upload. zstd:chunked defaults to 3, not containers/storage's
+// 10, which is about twice as slow for a few percent of size. eStargz defaults to 6.
 func DefaultLevel(k Kind) int {
 	switch k {
-	case Gzip, Estargz:
+	case Gzip:
+		return 5
+	case Estargz:
 		return 6
 	case Zstd, ZstdChunked:
 		return 3

@@ -37,7 +37,7 @@ func transportOptions(c *cli.Context, prefix string) transport.Options {
 func convertCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target layer format: uncompressed, gzip, zstd, zstd:chunked, estargz, nydus"},
-		&cli.IntFlag{Name: "compression-level", Value: -1, DefaultText: "gzip 6, zstd 3, zstd:chunked 3", Usage: "compression level"},
+		&cli.IntFlag{Name: "compression-level", Value: -1, DefaultText: "gzip 5 and zstd 3 as containers/image, zstd:chunked 3, estargz 6", Usage: "compression level"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "manifest type: oci or v2s2 (default: keep the source's where the target allows)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "convert only this os/arch[/variant] of an index (repeatable)"},
 		&cli.BoolFlag{Name: "force", Usage: "re-encode layers that are already in the target format"},
