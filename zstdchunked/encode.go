@@ -150,13 +150,13 @@ const (
 // floor) is what this design reaches; reading payload straight into the ring
 // (one copy less) is the one saving left, about 2%.
 //
-// Since then: the crc64 folds with PCLMULQDQ (crc64.go; 3% -> 0.4%), and
-// fmtconv passes NoDiffID and NoDigest (its own reader and writer hash the
-// tar and the blob). fmtconv convert gzip -> zstd:chunked L3 on that corpus,
-// 2026-11-23, 3 alternating rounds of internal/bench (load 1.1-1.5): 1.97 s,
-// 3.60 CPU s, against 1.50 s for the floor (1.31x) and 5.31 s for
-// compressor.ZstdCompressor (2.70x faster); about 0.13 s of it is the OCI
-// layout destination copying, hashing and fsyncing the finished blob.
+// Since then: the crc64 folds with PCLMULQDQ (crc64.go; 3% -> 0.4%), fmtconv
+// passes NoDiffID and NoDigest (its own reader and writer hash the tar and the
+// blob), and gzip layers are inflated by internal/gunzip (about twice as fast
+// as klauspost's flate). `make bench` of 2026-11-23 16:42 (medians of 5, the
+// README's table): fmtconv convert gzip -> zstd:chunked L3 1.87 s, 3.44 CPU s,
+// against 1.57 s for the floor (1.19x) and 5.72 s for compressor.ZstdCompressor
+// (3.06x faster), byte-identical to it.
 func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOptions) (*EncodeResult, error) {
 	if ctx == nil {
 		ctx = context.Background()
