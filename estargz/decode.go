@@ -2,10 +2,9 @@ package estargz
 
 import (
 	"archive/tar"
-	"bufio"
 	"io"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/fmtconv/fmtconv/internal/gunzip"
 )
 
 // DecodeOptions configure Decode.
@@ -17,7 +16,8 @@ type DecodeOptions struct {
 }
 
 // Decode returns the tar stream of an eStargz blob, read from r as it is
-// consumed (nothing is buffered beyond one read).
+// consumed (inflated up to a few MiB ahead of the reader). Close it to stop
+// the inflating.
 //
 // By default the result is an ordinary layer: the stargz.index.json entry and
 // the .prefetch.landmark / .no.prefetch.landmark files are removed, every other
@@ -25,7 +25,9 @@ type DecodeOptions struct {
 // zero blocks end the archive. Whatever follows the end of the archive in the
 // stream is read (so gzip errors surface) and dropped.
 func Decode(r io.Reader, opts DecodeOptions) (io.ReadCloser, error) {
-	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 256<<10))
+	// Inflated ahead on a goroutine of its own (until Close), beside the
+	// tar filtering that reads it.
+	zr, err := gunzip.NewParallelReader(r)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package estargz
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -16,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/fmtconv/fmtconv/check"
-	"github.com/klauspost/compress/gzip"
+	"github.com/fmtconv/fmtconv/internal/gunzip"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -443,18 +442,52 @@ func (s *streamCheck) finish(r *chunkRange) {
 	}
 }
 
-// memberReader decompresses a blob member by member, reporting where each starts.
+// memberReader decompresses the blob, noting where each gzip member starts.
+// The inflating runs on a goroutine of its own, ahead of the checks that read
+// the stream; member starts are told (to onStart) before any byte of the member
+// is returned.
 type memberReader struct {
-	ctx     context.Context
-	cnt     *countReader
-	br      *bufio.Reader
-	zr      gzip.Reader
-	in      bool
-	size    int64
-	upos    int64
-	onStart func(c, u int64)
-	starts  []int64
-	err     error // the first decompression error
+	ctx    context.Context
+	zr     *gunzip.Reader // nil: the blob is empty, or its first header is bad (err)
+	starts []int64
+	err    error // the first decompression error
+}
+
+func newMemberReader(ctx context.Context, ra io.ReaderAt, size int64, onStart func(c, u int64)) *memberReader {
+	m := &memberReader{ctx: ctx}
+	zr, err := gunzip.NewParallelReader(io.NewSectionReader(ra, 0, size), gunzip.OnMember(func(mb gunzip.Member) {
+		m.starts = append(m.starts, mb.Offset)
+		onStart(mb.Offset, mb.Out)
+	}))
+	if err != nil && err != io.EOF {
+		m.err = fmt.Errorf("gzip member at offset 0: %w", err)
+	}
+	m.zr = zr
+	return m
+}
+
+func (m *memberReader) Read(p []byte) (int, error) {
+	if m.zr == nil {
+		if m.err != nil {
+			return 0, m.err
+		}
+		return 0, io.EOF
+	}
+	if err := m.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := m.zr.Read(p)
+	if err != nil && err != io.EOF && m.err == nil {
+		m.err = err
+	}
+	return n, err
+}
+
+// close stops the inflating goroutine.
+func (m *memberReader) close() {
+	if m.zr != nil {
+		m.zr.Close()
+	}
 }
 
 type countReader struct {
@@ -468,46 +501,10 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (m *memberReader) Read(p []byte) (n int, err error) {
-	defer func() {
-		if err != nil && err != io.EOF && m.err == nil {
-			m.err = err
-		}
-	}()
-	for {
-		if err := m.ctx.Err(); err != nil {
-			return 0, err
-		}
-		if !m.in {
-			c := m.cnt.n - int64(m.br.Buffered())
-			if c >= m.size {
-				return 0, io.EOF
-			}
-			if err := m.zr.Reset(m.br); err != nil {
-				return 0, fmt.Errorf("gzip member at offset %d: %w", c, err)
-			}
-			m.zr.Multistream(false)
-			m.in = true
-			m.starts = append(m.starts, c)
-			m.onStart(c, m.upos)
-		}
-		n, err := m.zr.Read(p)
-		m.upos += int64(n)
-		if err == io.EOF {
-			m.in = false
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
 // run makes the pass; it returns the stream's size and digest.
 func (s *streamCheck) run(ctx context.Context, ra io.ReaderAt, size int64) (int64, digest.Digest, error) {
-	cnt := &countReader{r: io.NewSectionReader(ra, 0, size)}
-	mr := &memberReader{ctx: ctx, cnt: cnt, br: bufio.NewReaderSize(cnt, 1<<20), size: size, onStart: s.member}
+	mr := newMemberReader(ctx, ra, size, s.member)
+	defer mr.close()
 	stream := &countReader{r: io.TeeReader(mr, s)}
 	s.mr = mr
 	if err := s.compareViews(stream); err != nil {

@@ -2,6 +2,7 @@ package gunzip
 
 import (
 	"bytes"
+	"slices"
 
 	"compress/gzip"
 	"errors"
@@ -33,15 +34,15 @@ func reference(data []byte) ([]byte, error) {
 // small inputs cross rounds and buffers.
 var decoders = []struct {
 	name string
-	open func(io.Reader) (*Reader, error)
+	open func(io.Reader, ...Option) (*Reader, error)
 }{
 	{"sync", NewReader},
-	{"sync-small", func(r io.Reader) (*Reader, error) { return newReader(r, 1000) }},
+	{"sync-small", func(r io.Reader, o ...Option) (*Reader, error) { return newReader(r, 1000, o) }},
 	{"parallel", NewParallelReader},
-	{"parallel-small", func(r io.Reader) (*Reader, error) { return newParallelReader(r, 700) }},
+	{"parallel-small", func(r io.Reader, o ...Option) (*Reader, error) { return newParallelReader(r, 700, o) }},
 }
 
-func decodeWith(open func(io.Reader) (*Reader, error), r io.Reader, writeTo bool) ([]byte, error) {
+func decodeWith(open func(io.Reader, ...Option) (*Reader, error), r io.Reader, writeTo bool) ([]byte, error) {
 	zr, err := open(r)
 	if err != nil {
 		return nil, err
@@ -212,6 +213,60 @@ func TestMultipleMembers(t *testing.T) {
 	got, err := decodeWith(NewParallelReader, bytes.NewReader(data), false)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("members: %v, equal %v", err, bytes.Equal(got, want))
+	}
+}
+
+// TestOnMember: every member start is reported with its compressed and
+// decoded offsets, in order, before Read returns any byte of that member,
+// whichever way the stream is read.
+func TestOnMember(t *testing.T) {
+	s := samples(t)
+	enc := encoders()
+	var data []byte
+	var want []Member
+	var out int64
+	// Empty members, tiny ones and ones larger than a round, so that several
+	// members start in one round and one member spans many.
+	for i, part := range []struct{ sample, encoder string }{
+		{"text", "stdlib-9"}, {"empty", "stdlib-6"}, {"empty", "klauspost-1"}, {"random", "klauspost-1"},
+		{"zeros", "stdlib-0"}, {"mix", "klauspost-4"}, {"empty", "stdlib-6"}, {"text", "klauspost-4"},
+	} {
+		b := s[part.sample]
+		if i%2 == 1 && len(b) > 100 {
+			b = b[:100]
+		}
+		want = append(want, Member{Offset: int64(len(data)), Out: out})
+		data = append(data, enc[part.encoder](b)...)
+		out += int64(len(b))
+	}
+	for _, d := range decoders {
+		for _, readSize := range []int{1, 97, 64 << 10} {
+			var got []Member
+			var returned int64
+			zr, err := d.open(bytes.NewReader(data), OnMember(func(m Member) {
+				if returned > m.Out {
+					t.Errorf("%s: member at %d told after %d bytes were returned", d.name, m.Out, returned)
+				}
+				got = append(got, m)
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := make([]byte, readSize)
+			for {
+				n, err := zr.Read(p)
+				returned += int64(n)
+				if err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("%s: %v", d.name, err)
+				}
+			}
+			zr.Close()
+			if returned != out || !slices.Equal(got, want) {
+				t.Errorf("%s, reads of %d: %d bytes, members %v; want %d, %v", d.name, readSize, returned, got, out, want)
+			}
+		}
 	}
 }
 
@@ -559,7 +614,7 @@ func dynamicBlockExtra(litLens, distLens []uint8, lits []int, lsym int, lextra u
 func TestCloseMidStream(t *testing.T) {
 	data := encoders()["stdlib-1"](samples(t)["zeros"])
 	for range 20 {
-		z, err := newParallelReader(bytes.NewReader(data), 700)
+		z, err := newParallelReader(bytes.NewReader(data), 700, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,26 +34,70 @@ type Reader struct {
 	pos, end int
 	bufErr   error
 
+	// out counts the decoded bytes. members are the member starts the
+	// decoder passed that onMember has not been told of yet.
+	out      int64
+	onMember func(Member)
+	members  []Member
+
 	async *async
 }
 
-// NewReader returns a Reader that decodes as it is read. It reads and
-// checks the first member's header (io.EOF: r is empty).
-func NewReader(r io.Reader) (*Reader, error) {
-	return newReader(r, defaultRound)
+// Member is where a gzip member starts: the offset of its header in the
+// compressed input, and how many decoded bytes the members before it gave.
+type Member struct {
+	Offset, Out int64
 }
 
-func newReader(r io.Reader, round int) (*Reader, error) {
+// An Option changes how a Reader decodes.
+type Option func(*Reader)
+
+// OnMember has fn told of every member of the stream, in order, on the
+// goroutine that calls Read or WriteTo, before any byte of that member is
+// returned (a parallel reader may tell it earlier: when it hands out the
+// round the member starts in). Formats made of many members (eStargz) use it
+// to check that their index points at member starts.
+func OnMember(fn func(Member)) Option { return func(z *Reader) { z.onMember = fn } }
+
+// NewReader returns a Reader that decodes as it is read. It reads and
+// checks the first member's header (io.EOF: r is empty).
+func NewReader(r io.Reader, opts ...Option) (*Reader, error) {
+	return newReader(r, defaultRound, opts)
+}
+
+func newReader(r io.Reader, round int, opts []Option) (*Reader, error) {
 	z := &Reader{}
+	for _, o := range opts {
+		o(z)
+	}
 	z.f.src = r
 	z.f.in = make([]byte, inBufSize)
 	z.f.out = make([]byte, windowSize+round+outSlack)
 	z.f.limit = windowSize + round
-	if err := z.header(); err != nil {
+	if err := z.memberStart(); err != nil {
 		return nil, err
 	}
 	z.f.reset()
 	return z, nil
+}
+
+// memberStart reads a member header and notes where the member starts.
+func (z *Reader) memberStart() error {
+	off := z.f.inBase + int64(z.f.ip)
+	if err := z.header(); err != nil {
+		return err
+	}
+	if z.onMember != nil {
+		z.members = append(z.members, Member{Offset: off, Out: z.out})
+	}
+	return nil
+}
+
+// tellMembers reports the member starts noted so far to onMember.
+func tellMembers(fn func(Member), ms []Member) {
+	for _, m := range ms {
+		fn(m)
+	}
 }
 
 // Read implements io.Reader.
@@ -103,6 +147,10 @@ func (z *Reader) next() error {
 		z.slide()
 	}
 	z.decodeRound()
+	if len(z.members) > 0 {
+		tellMembers(z.onMember, z.members)
+		z.members = z.members[:0]
+	}
 	z.buf, z.end = z.f.out, z.f.w
 	return nil
 }
@@ -133,6 +181,7 @@ func (z *Reader) decodeRound() {
 		err := f.decode()
 		z.crc = crc32.Update(z.crc, crc32.IEEETable, f.out[z.crcPos:f.w])
 		z.size += uint32(f.w - z.crcPos)
+		z.out += int64(f.w - z.crcPos)
 		z.crcPos = f.w
 		if err != nil {
 			z.err = err
@@ -157,7 +206,7 @@ func (z *Reader) memberEnd() error {
 		return gzip.ErrChecksum
 	}
 	z.crc, z.size = 0, 0
-	if err := z.header(); err != nil {
+	if err := z.memberStart(); err != nil {
 		return err
 	}
 	f.reset()
@@ -286,6 +335,7 @@ type asyncBlock struct {
 	buf        []byte
 	start, end int
 	err        error
+	members    []Member // the member starts before end
 }
 
 type async struct {
@@ -302,12 +352,12 @@ type async struct {
 // up to four rounds (256 KiB each) ahead of its reader, so the decoding runs
 // beside whatever consumes the stream. Close stops the goroutine; the
 // underlying reader is read from that goroutine until then.
-func NewParallelReader(r io.Reader) (*Reader, error) {
-	return newParallelReader(r, parallelRound)
+func NewParallelReader(r io.Reader, opts ...Option) (*Reader, error) {
+	return newParallelReader(r, parallelRound, opts)
 }
 
-func newParallelReader(r io.Reader, round int) (*Reader, error) {
-	z, err := newReader(r, round)
+func newParallelReader(r io.Reader, round int, opts []Option) (*Reader, error) {
+	z, err := newReader(r, round, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +382,9 @@ func (a *async) run(z *Reader) {
 		start := f.w
 		z.decodeRound()
 		blk := asyncBlock{buf: f.out, start: start, end: f.w, err: z.err}
+		if len(z.members) > 0 {
+			blk.members, z.members = z.members, nil
+		}
 		select {
 		case a.full <- blk:
 		case <-a.quit:
@@ -363,6 +416,9 @@ func (a *async) next(z *Reader) error {
 		a.cur = nil
 	}
 	blk := <-a.full
+	if len(blk.members) > 0 {
+		tellMembers(z.onMember, blk.members)
+	}
 	a.cur = blk.buf
 	z.buf, z.pos, z.end, z.bufErr = blk.buf, blk.start, blk.end, blk.err
 	return nil
