@@ -80,6 +80,22 @@ func (f *findings) result() []check.Finding {
 //     the start of a gzip member (a warning when there is none).
 //   - layer.diffid: the stream's sha256 is diffID; layer.decode: it decompresses.
 func Verify(ctx context.Context, ra io.ReaderAt, size int64, annotations map[string]string, diffID digest.Digest, lim Limits) []check.Finding {
+	return VerifyStream(ctx, ra, size, annotations, diffID, lim, nil)
+}
+
+// A StreamWriter receives a blob's uncompressed stream; *io.PipeWriter is one.
+type StreamWriter interface {
+	io.Writer
+	CloseWithError(error) error
+}
+
+// VerifyStream is Verify that also writes the blob's uncompressed stream to
+// stream (if not nil) as its one pass reads it, so that a caller can run
+// checks of its own on the tar without decompressing the blob a second time.
+// The stream is closed when the pass ends: with nil after the last byte, or
+// with the error that stopped the pass (the blob does not decompress, ctx is
+// done). Its reader must read to the end.
+func VerifyStream(ctx context.Context, ra io.ReaderAt, size int64, annotations map[string]string, diffID digest.Digest, lim Limits, stream StreamWriter) []check.Finding {
 	var f findings
 	lim = lim.withDefaults()
 	toc, err := ReadTOC(ra, size, lim)
@@ -97,7 +113,7 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64, annotations map[str
 		checkLandmark(&f, toc)
 	}
 	s := newStreamCheck(&f, toc, size)
-	uSize, uDigest, err := s.run(ctx, ra, size)
+	uSize, uDigest, err := s.run(ctx, ra, size, stream)
 	if err != nil {
 		f.errorf(CheckDecode, "decompressing the blob: %v", err)
 		return f.result()
@@ -502,10 +518,15 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 // run makes the pass; it returns the stream's size and digest.
-func (s *streamCheck) run(ctx context.Context, ra io.ReaderAt, size int64) (int64, digest.Digest, error) {
+func (s *streamCheck) run(ctx context.Context, ra io.ReaderAt, size int64, tee StreamWriter) (_ int64, _ digest.Digest, err error) {
 	mr := newMemberReader(ctx, ra, size, s.member)
 	defer mr.close()
-	stream := &countReader{r: io.TeeReader(mr, s)}
+	var w io.Writer = s
+	if tee != nil {
+		w = io.MultiWriter(s, tee)
+		defer func() { tee.CloseWithError(err) }()
+	}
+	stream := &countReader{r: io.TeeReader(mr, w)}
 	s.mr = mr
 	if err := s.compareViews(stream); err != nil {
 		return 0, "", err

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -28,31 +29,59 @@ type ChunkedInfo struct {
 	Details any `json:"details,omitempty"`
 }
 
+// estargzChecks verifies a spooled eStargz blob with estargz.VerifyStream and scans the tar its
+// one pass decompresses (on a goroutine of its own, fed through a pipe), so the blob is inflated
+// once for both the format's checks and the tar checks. A blob without an eStargz footer is a
+// plain gzip layer with stale annotations: reported, then scanned as gzip.
+func (w *walker) estargzChecks(ctx context.Context, l ocispec.Descriptor, lr *LayerResult, f layerformat.Format,
+	spool *os.File, size int64) (*ChunkedInfo, []check.Finding, error) {
+	if _, err := estargz.ReadFooter(spool, size); err != nil {
+		// A plain gzip layer still carrying an eStargz TOC digest (re-pushed by a tool that
+		// recompressed it but kept the annotations) is not eStargz at all.
+		fs := []check.Finding{check.Errorf(CheckLayerAnnotations,
+			"the layer carries the eStargz TOC digest annotation but has no eStargz footer (%v): a plain gzip layer with stale annotations", err)}
+		dec, err := layerformat.Decode(f, io.NewSectionReader(spool, 0, size), layerformat.DecodeOptions{})
+		if err != nil {
+			return nil, append(fs, check.Errorf(CheckLayerDecode, "decoding as %s: %v", f, err)), nil
+		}
+		defer dec.Close()
+		more, _, err := w.scanTar(ctx, l, lr, f, dec)
+		return nil, append(fs, more...), err
+	}
+	type scanned struct {
+		fs  []check.Finding
+		err error
+	}
+	done := make(chan scanned, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		fs, _, err := w.scanTar(ctx, l, lr, f, bufio.NewReaderSize(pr, 1<<20))
+		io.Copy(io.Discard, pr) // VerifyStream writes the stream to its end
+		done <- scanned{fs, err}
+	}()
+	elim := estargz.Limits{MaxEntries: w.limits.MaxEntries, MaxNameLength: w.limits.MaxNameLength}
+	// The diff_id and decoding are reported by the scan (layer.diffid, layer.decode).
+	efs := dropIDs(estargz.VerifyStream(ctx, spool, size, l.Annotations, "", elim, pw), CheckLayerDiffID, CheckLayerDecode)
+	sc := <-done
+	if sc.err != nil {
+		return nil, nil, sc.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	info := &ChunkedInfo{}
+	if in, err := estargz.Inspect(spool, size, elim); err == nil {
+		info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
+	}
+	return info, append(sc.fs, efs...), nil
+}
+
 // formatChecks runs the checks a format package owns on a spooled layer blob. Each format package
 // verifies its own structure (footer, TOC, chunks, and that the TOC and the tar agree); this is
 // only the dispatch.
 func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, size int64, ann map[string]string,
 	diffID digest.Digest, lim tarcheck.Limits) (*ChunkedInfo, []check.Finding, error) {
 	switch f.Kind {
-	case layerformat.Estargz:
-		if _, err := estargz.ReadFooter(ra, size); err != nil {
-			// A plain gzip layer still carrying an eStargz TOC digest (re-pushed by a tool that
-			// recompressed it but kept the annotations) is not eStargz at all.
-			return nil, []check.Finding{check.Errorf(CheckLayerAnnotations,
-				"the layer carries the eStargz TOC digest annotation but has no eStargz footer (%v): a plain gzip layer with stale annotations", err)}, nil
-		}
-		elim := estargz.Limits{MaxEntries: lim.MaxEntries, MaxNameLength: lim.MaxNameLength}
-		fs := estargz.Verify(ctx, ra, size, ann, diffID, elim)
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		// layer.* checks are already done by the one pass over the stream.
-		fs = dropIDs(fs, CheckLayerDiffID, CheckLayerDecode)
-		info := &ChunkedInfo{}
-		if in, err := estargz.Inspect(ra, size, elim); err == nil {
-			info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
-		}
-		return info, fs, nil
 	case layerformat.NydusBlob:
 		fs := nydus.VerifyLayer(ra, size, nil, &nydus.VerifyOptions{})
 		if ctx.Err() != nil {

@@ -60,49 +60,23 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 			find(CheckLayerDiffID, Error, fmt.Sprintf("a Nydus blob layer's diff_id must be its digest %s; the config says %s", l.Digest, lr.DiffID))
 		}
 		lr.UncompressedDigest = l.Digest
-	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Estargz, layerformat.Zstd, layerformat.ZstdChunked, layerformat.NydusBootstrap:
+	case layerformat.Estargz:
+		// Spooled only: estargz.VerifyStream's pass over the spool hands the tar to the scan,
+		// so the blob is inflated once (see estargzChecks).
+	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Zstd, layerformat.ZstdChunked, layerformat.NydusBootstrap:
 		dec, err := layerformat.Decode(f, inBuf, layerformat.DecodeOptions{})
 		if err != nil {
 			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
 			break
 		}
-		opts := tarcheck.Options{Limits: w.limits}
-		if f.Kind == layerformat.NydusBootstrap {
-			// The merged bootstrap is checked once the whole manifest has been read.
-			opts.OnEntry = w.keepNydusBootstrap
-		}
-		res, err := tarcheck.Scan(ctx, dec, opts)
-		if err != nil {
-			dec.Close()
-			var se *sourceError
-			if ctx.Err() != nil {
-				return ctx.Err()
-			} else if errors.As(err, &se) {
-				return fmt.Errorf("layer %s: %w", l.Digest, se.err)
-			}
-			// The bytes arrived but do not decompress: a problem of the layer, not of the check.
-			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
-			break
-		}
-		locate(res.Findings)
-		// What a limit left unread is still decompressed, so the decoder's own errors surface.
-		_, derr := io.Copy(io.Discard, hashio.ContextReader(ctx, dec))
+		fs, decoded, err := w.scanTar(ctx, l, lr, f, dec)
 		dec.Close()
-		if derr != nil {
-			var se *sourceError
-			if ctx.Err() != nil {
-				return ctx.Err()
-			} else if errors.As(derr, &se) {
-				return fmt.Errorf("layer %s: %w", l.Digest, se.err)
-			}
-			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, derr))
-			break
+		if err != nil {
+			return err
 		}
-		if res.Complete {
-			lr.UncompressedDigest, lr.UncompressedSize = res.Digest, res.Size
-			if lr.DiffID != "" && lr.UncompressedDigest != lr.DiffID {
-				find(CheckLayerDiffID, Error, fmt.Sprintf("the layer decompresses to %s, the config's diff_id is %s", lr.UncompressedDigest, lr.DiffID))
-			}
+		locate(fs)
+		if !decoded {
+			break
 		}
 		if n, _ := io.Copy(io.Discard, inBuf); n > 0 {
 			find(CheckLayerTrailing, Error, fmt.Sprintf("%d bytes follow the end of the compressed stream", n))
@@ -121,7 +95,14 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 	if blob.N != l.Size {
 		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.N, l.Size))
 	}
-	if spool != nil {
+	if f.Kind == layerformat.Estargz {
+		info, fs, err := w.estargzChecks(ctx, l, lr, f, spool, blob.N)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		lr.Chunked = info
+		locate(fs)
+	} else if spool != nil {
 		info, fs, err := formatChecks(ctx, f, spool, blob.N, l.Annotations, lr.DiffID, w.limits)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
@@ -130,6 +111,46 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 		locate(fs)
 	}
 	return nil
+}
+
+// scanTar reads the decoded stream dec of layer l to its end: the tar checks, and the diff_id
+// against the config's. Problems of the bytes (the stream does not decompress, a bad tar) are
+// findings; the error is the source's (network, I/O) or the context's. decoded reports that the
+// stream decompressed to its end.
+func (w *walker) scanTar(ctx context.Context, l ocispec.Descriptor, lr *LayerResult, f layerformat.Format, dec io.Reader) (_ []check.Finding, decoded bool, _ error) {
+	decodeFailed := func(err error) ([]check.Finding, bool, error) {
+		var se *sourceError
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		} else if errors.As(err, &se) {
+			return nil, false, fmt.Errorf("layer %s: %w", l.Digest, se.err)
+		}
+		// The bytes arrived but do not decompress: a problem of the layer, not of the check.
+		return []check.Finding{{Check: CheckLayerDecode, Severity: Error, Message: fmt.Sprintf("decoding as %s: %v", f, err)}}, false, nil
+	}
+	opts := tarcheck.Options{Limits: w.limits}
+	if f.Kind == layerformat.NydusBootstrap {
+		// The merged bootstrap is checked once the whole manifest has been read.
+		opts.OnEntry = w.keepNydusBootstrap
+	}
+	res, err := tarcheck.Scan(ctx, dec, opts)
+	if err != nil {
+		return decodeFailed(err)
+	}
+	fs := res.Findings
+	// What a limit left unread is still decompressed, so the decoder's own errors surface.
+	if _, err := io.Copy(io.Discard, hashio.ContextReader(ctx, dec)); err != nil {
+		more, _, err := decodeFailed(err)
+		return append(fs, more...), false, err
+	}
+	if res.Complete {
+		lr.UncompressedDigest, lr.UncompressedSize = res.Digest, res.Size
+		if lr.DiffID != "" && lr.UncompressedDigest != lr.DiffID {
+			fs = append(fs, check.Finding{Check: CheckLayerDiffID, Severity: Error,
+				Message: fmt.Sprintf("the layer decompresses to %s, the config's diff_id is %s", lr.UncompressedDigest, lr.DiffID)})
+		}
+	}
+	return fs, true, nil
 }
 
 // sourceReader marks errors of the source stream (network, I/O), so that they are told apart from
