@@ -2,7 +2,9 @@ package verify
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,25 +31,17 @@ type ChunkedInfo struct {
 	Details any `json:"details,omitempty"`
 }
 
-// estargzChecks verifies a spooled eStargz blob with estargz.VerifyStream and scans the tar its
-// one pass decompresses (on a goroutine of its own, fed through a pipe), so the blob is inflated
-// once for both the format's checks and the tar checks. A blob without an eStargz footer is a
-// plain gzip layer with stale annotations: reported, then scanned as gzip.
-func (w *walker) estargzChecks(ctx context.Context, l ocispec.Descriptor, lr *LayerResult, f layerformat.Format,
+// decodesOnce reports whether a format's own checks decompress the whole blob in order (the
+// full-pull view): then the tar checks run on what that pass decodes, and the blob is
+// decompressed once.
+func decodesOnce(f layerformat.Format) bool {
+	return f.Kind == layerformat.Estargz || f.Kind == layerformat.ZstdChunked
+}
+
+// checksWithScan runs a decodesOnce format's checks on a spooled blob and, on a goroutine of its
+// own, the tar checks and the diff_id on the stream the format's pass hands over through a pipe.
+func (w *walker) checksWithScan(ctx context.Context, l ocispec.Descriptor, lr *LayerResult, f layerformat.Format,
 	spool *os.File, size int64) (*ChunkedInfo, []check.Finding, error) {
-	if _, err := estargz.ReadFooter(spool, size); err != nil {
-		// A plain gzip layer still carrying an eStargz TOC digest (re-pushed by a tool that
-		// recompressed it but kept the annotations) is not eStargz at all.
-		fs := []check.Finding{check.Errorf(CheckLayerAnnotations,
-			"the layer carries the eStargz TOC digest annotation but has no eStargz footer (%v): a plain gzip layer with stale annotations", err)}
-		dec, err := layerformat.Decode(f, io.NewSectionReader(spool, 0, size), layerformat.DecodeOptions{})
-		if err != nil {
-			return nil, append(fs, check.Errorf(CheckLayerDecode, "decoding as %s: %v", f, err)), nil
-		}
-		defer dec.Close()
-		more, _, err := w.scanTar(ctx, l, lr, f, dec)
-		return nil, append(fs, more...), err
-	}
 	type scanned struct {
 		fs  []check.Finding
 		err error
@@ -56,45 +50,62 @@ func (w *walker) estargzChecks(ctx context.Context, l ocispec.Descriptor, lr *La
 	pr, pw := io.Pipe()
 	go func() {
 		fs, _, err := w.scanTar(ctx, l, lr, f, bufio.NewReaderSize(pr, 1<<20))
-		io.Copy(io.Discard, pr) // VerifyStream writes the stream to its end
+		io.Copy(io.Discard, pr) // the format's pass writes the stream to its end
 		done <- scanned{fs, err}
 	}()
-	elim := estargz.Limits{MaxEntries: w.limits.MaxEntries, MaxNameLength: w.limits.MaxNameLength}
-	// The diff_id and decoding are reported by the scan (layer.diffid, layer.decode).
-	efs := dropIDs(estargz.VerifyStream(ctx, spool, size, l.Annotations, "", elim, pw), CheckLayerDiffID, CheckLayerDecode)
+	info, fs, err := w.streamingFormatChecks(ctx, f, spool, size, l.Annotations, lr.DiffID, pw)
+	// The format closed the stream already, unless it failed before its pass.
+	pw.CloseWithError(cmp.Or(err, errNoStream))
 	sc := <-done
+	if err != nil {
+		return nil, nil, err
+	}
 	if sc.err != nil {
 		return nil, nil, sc.err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	info := &ChunkedInfo{}
-	if in, err := estargz.Inspect(spool, size, elim); err == nil {
-		info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
-	}
-	return info, append(sc.fs, efs...), nil
+	return info, append(sc.fs, fs...), nil
 }
 
-// formatChecks runs the checks a format package owns on a spooled layer blob. Each format package
-// verifies its own structure (footer, TOC, chunks, and that the TOC and the tar agree); this is
-// only the dispatch.
-func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, size int64, ann map[string]string,
-	diffID digest.Digest, lim tarcheck.Limits) (*ChunkedInfo, []check.Finding, error) {
+var errNoStream = errors.New("the format's checks did not decompress the layer")
+
+// streamingFormatChecks runs the checks a decodesOnce format package owns, writing the blob's
+// decompressed stream to stream and closing it. The diff_id and decoding are reported by the
+// scan of that stream (layer.diffid, layer.decode), so the format's own findings of those are
+// dropped.
+func (w *walker) streamingFormatChecks(ctx context.Context, f layerformat.Format, spool *os.File, size int64,
+	ann map[string]string, diffID digest.Digest, stream *io.PipeWriter) (*ChunkedInfo, []check.Finding, error) {
+	lim := w.limits
 	switch f.Kind {
-	case layerformat.NydusBlob:
-		fs := nydus.VerifyLayer(ra, size, nil, &nydus.VerifyOptions{})
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+	case layerformat.Estargz:
+		if _, err := estargz.ReadFooter(spool, size); err != nil {
+			// A plain gzip layer still carrying an eStargz TOC digest (re-pushed by a tool that
+			// recompressed it but kept the annotations) is not eStargz at all: scanned as gzip.
+			fs := []check.Finding{check.Errorf(CheckLayerAnnotations,
+				"the layer carries the eStargz TOC digest annotation but has no eStargz footer (%v): a plain gzip layer with stale annotations", err)}
+			dec, err := layerformat.Decode(f, io.NewSectionReader(spool, 0, size), layerformat.DecodeOptions{})
+			if err == nil {
+				_, err = io.Copy(stream, dec)
+				dec.Close()
+			}
+			stream.CloseWithError(err)
+			return nil, fs, nil
+		}
+		elim := estargz.Limits{MaxEntries: lim.MaxEntries, MaxNameLength: lim.MaxNameLength}
+		fs := dropIDs(estargz.VerifyStream(ctx, spool, size, ann, "", elim, stream), CheckLayerDiffID, CheckLayerDecode)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 		info := &ChunkedInfo{}
-		if li, err := nydus.InspectLayer(ra, size); err == nil {
-			info = &ChunkedInfo{TOCDigest: digest.Digest(li.TOCDigest), Details: li}
+		if in, err := estargz.Inspect(spool, size, elim); err == nil {
+			info = &ChunkedInfo{TOCDigest: in.TOCDigest, Entries: in.Entries, Chunks: in.Chunks, Details: in}
 		}
 		return info, fs, nil
 	case layerformat.ZstdChunked:
 		zlim := zstdchunked.Limits{MaxEntries: lim.MaxEntries, MaxNameLength: lim.MaxNameLength}
-		info, fs, err := zstdchunked.Verify(ctx, ra, size, ann, zstdchunked.VerifyOptions{Limits: zlim, DiffID: diffID})
+		info, fs, err := zstdchunked.Verify(ctx, spool, size, ann, zstdchunked.VerifyOptions{Limits: zlim, DiffID: diffID, Stream: stream})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -104,7 +115,26 @@ func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, siz
 		}
 		return &ChunkedInfo{Dialect: string(info.Dialect), TOCDigest: info.TOCDigest, Entries: info.Entries, Chunks: info.Chunks, Details: info}, fs, nil
 	}
-	return nil, nil, nil
+	stream.CloseWithError(errNoStream)
+	return nil, nil, fmt.Errorf("%s: no streaming checks", f)
+}
+
+// formatChecks runs the checks a format package owns on a spooled layer blob whose format does not
+// decompress it (Nydus blobs are stored uncompressed). Each format package verifies its own
+// structure (footer, TOC, chunks, and that the TOC and the tar agree); this is only the dispatch.
+func formatChecks(ctx context.Context, f layerformat.Format, ra io.ReaderAt, size int64) (*ChunkedInfo, []check.Finding, error) {
+	if f.Kind != layerformat.NydusBlob {
+		return nil, nil, nil
+	}
+	fs := nydus.VerifyLayer(ra, size, nil, &nydus.VerifyOptions{})
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	info := &ChunkedInfo{}
+	if li, err := nydus.InspectLayer(ra, size); err == nil {
+		info = &ChunkedInfo{TOCDigest: digest.Digest(li.TOCDigest), Details: li}
+	}
+	return info, fs, nil
 }
 
 func dropIDs(fs []check.Finding, ids ...string) []check.Finding {

@@ -60,10 +60,10 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 			find(CheckLayerDiffID, Error, fmt.Sprintf("a Nydus blob layer's diff_id must be its digest %s; the config says %s", l.Digest, lr.DiffID))
 		}
 		lr.UncompressedDigest = l.Digest
-	case layerformat.Estargz:
-		// Spooled only: estargz.VerifyStream's pass over the spool hands the tar to the scan,
-		// so the blob is inflated once (see estargzChecks).
-	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Zstd, layerformat.ZstdChunked, layerformat.NydusBootstrap:
+	case layerformat.Estargz, layerformat.ZstdChunked:
+		// Spooled only: the format's own pass over the spool hands the tar to the scan, so the
+		// blob is decompressed once (checksWithScan).
+	case layerformat.Uncompressed, layerformat.Gzip, layerformat.Zstd, layerformat.NydusBootstrap:
 		dec, err := layerformat.Decode(f, inBuf, layerformat.DecodeOptions{})
 		if err != nil {
 			find(CheckLayerDecode, Error, fmt.Sprintf("decoding as %s: %v", f, err))
@@ -95,15 +95,15 @@ func (w *walker) readLayer(ctx context.Context, md digest.Digest, l ocispec.Desc
 	if blob.N != l.Size {
 		find(CheckBlobSize, Error, fmt.Sprintf("the blob has %d bytes, its descriptor says %d", blob.N, l.Size))
 	}
-	if f.Kind == layerformat.Estargz {
-		info, fs, err := w.estargzChecks(ctx, l, lr, f, spool, blob.N)
+	if decodesOnce(f) {
+		info, fs, err := w.checksWithScan(ctx, l, lr, f, spool, blob.N)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
 		lr.Chunked = info
 		locate(fs)
 	} else if spool != nil {
-		info, fs, err := formatChecks(ctx, f, spool, blob.N, l.Annotations, lr.DiffID, w.limits)
+		info, fs, err := formatChecks(ctx, f, spool, blob.N)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
 		}

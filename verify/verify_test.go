@@ -107,59 +107,65 @@ func TestCorruptBlobFile(t *testing.T) {
 	}
 }
 
-// TestEstargzOnePass: an eStargz layer is inflated once, by estargz.VerifyStream, and the tar
-// checks and diff_id run on what that pass decodes; a blob without a footer falls back to a scan
-// as gzip. Each case expects its check id, and the valid one the computed diff_id.
-func TestEstargzOnePass(t *testing.T) {
-	basic, _ := testimages.LayerByName(testimages.LayerWhiteouts)
-	var esgz bytes.Buffer
-	enc, err := layerformat.Encode(context.Background(), layerformat.Estargz, &esgz, bytes.NewReader(basic.Tar), layerformat.EncodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob := esgz.Bytes()
-	flipped := bytes.Clone(blob)
-	flipped[len(flipped)/3] ^= 0x55 // inside some gzip member's deflate data
+// TestOneDecodePass: an eStargz or zstd:chunked layer is decompressed once, by its format's own
+// pass over the spooled blob, and the tar checks and diff_id run on what that pass decodes; an
+// eStargz blob without a footer falls back to a scan as gzip. Each case expects its check ids, and
+// the valid ones the computed diff_id and the TOC digest.
+func TestOneDecodePass(t *testing.T) {
+	basic, _ := testimages.LayerByName(testimages.LayerBasic)
 	traversal := testimages.MustBuildTar([]testimages.Entry{testimages.File("../../etc/evil", 0o644, testimages.String("x"))}, testimages.Ending{Kind: testimages.EndEOF})
 	traversalGz, _ := testimages.Compress(traversal, testimages.Gzip)
 	wrong := digest.Digest("sha256:" + strings.Repeat("1", 64))
-	cases := []struct {
-		name   string
-		blob   []byte
-		diffID digest.Digest
-		ann    map[string]string
-		want   []string // error ids; none: valid
-	}{
-		{"valid", blob, enc.DiffID, enc.Annotations, nil},
-		{"wrong diff_id", blob, wrong, enc.Annotations, []string{verify.CheckLayerDiffID}},
-		{"damaged deflate data", flipped, enc.DiffID, enc.Annotations, []string{verify.CheckLayerDecode}},
-		{"no footer, unsafe path", traversalGz, testimages.DiffID(traversal), enc.Annotations, []string{verify.CheckLayerAnnotations, "tar.path-traversal"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			l := testimages.LayerBlob{Blob: c.blob, DiffID: c.diffID, MediaType: layerformat.MediaTypeOCIGzip, Annotations: c.ann}
-			if _, err := testimages.WriteOCILayout(dir, "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{l}}); err != nil {
-				t.Fatal(err)
-			}
-			res := mustVerify(t, "oci:"+dir+":x")
-			ids := errorIDs(res)
-			if c.want == nil {
-				lr := res.Manifests[0].Layers[0]
-				if !res.Valid || lr.UncompressedDigest != enc.DiffID || lr.Chunked == nil || lr.Chunked.TOCDigest == "" {
-					t.Fatalf("valid eStargz: valid %v, uncompressed %s (want %s), chunked %+v, findings %v", res.Valid, lr.UncompressedDigest, enc.DiffID, lr.Chunked, res.Findings)
+	for _, kind := range []layerformat.Kind{layerformat.Estargz, layerformat.ZstdChunked} {
+		var out bytes.Buffer
+		enc, err := layerformat.Encode(context.Background(), kind, &out, bytes.NewReader(basic.Tar), layerformat.EncodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob := out.Bytes()
+		mediaType := layerformat.LayerMediaType(kind, true, false)
+		flipped := bytes.Clone(blob)
+		flipped[len(flipped)/3] ^= 0x55 // inside the compressed payload (the basic layer's files dwarf its TOC)
+		type testCase struct {
+			name   string
+			blob   []byte
+			diffID digest.Digest
+			want   []string // error ids; none: valid
+		}
+		cases := []testCase{
+			{"valid", blob, enc.DiffID, nil},
+			{"wrong diff_id", blob, wrong, []string{verify.CheckLayerDiffID}},
+			{"damaged compressed data", flipped, enc.DiffID, []string{verify.CheckLayerDecode}},
+		}
+		if kind == layerformat.Estargz {
+			cases = append(cases, testCase{"no footer, unsafe path", traversalGz, testimages.DiffID(traversal), []string{verify.CheckLayerAnnotations, "tar.path-traversal"}})
+		}
+		for _, c := range cases {
+			t.Run(string(kind)+"/"+c.name, func(t *testing.T) {
+				dir := t.TempDir()
+				l := testimages.LayerBlob{Blob: c.blob, DiffID: c.diffID, MediaType: mediaType, Annotations: enc.Annotations}
+				if _, err := testimages.WriteOCILayout(dir, "x", testimages.ImageSpec{Layers: []testimages.LayerBlob{l}}); err != nil {
+					t.Fatal(err)
 				}
-				return
-			}
-			for _, id := range c.want {
-				if !slices.Contains(ids, id) {
-					t.Errorf("want an error %s, got %v", id, res.Findings)
+				res := mustVerify(t, "oci:"+dir+":x")
+				ids := errorIDs(res)
+				if c.want == nil {
+					lr := res.Manifests[0].Layers[0]
+					if !res.Valid || lr.UncompressedDigest != enc.DiffID || lr.Chunked == nil || lr.Chunked.TOCDigest == "" {
+						t.Fatalf("valid: valid %v, uncompressed %s (want %s), chunked %+v, findings %v", res.Valid, lr.UncompressedDigest, enc.DiffID, lr.Chunked, res.Findings)
+					}
+					return
 				}
-			}
-			// One decode failure is one finding, not one per pass.
-			if n := len(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id != verify.CheckLayerDecode })); n > 1 {
-				t.Errorf("%d layer.decode errors: %v", n, res.Findings)
-			}
-		})
+				for _, id := range c.want {
+					if !slices.Contains(ids, id) {
+						t.Errorf("want an error %s, got %v", id, res.Findings)
+					}
+				}
+				// One decode failure is one layer.decode finding, not one per pass.
+				if n := len(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id != verify.CheckLayerDecode })); n > 1 {
+					t.Errorf("%d layer.decode errors: %v", n, res.Findings)
+				}
+			})
+		}
 	}
 }

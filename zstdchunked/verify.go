@@ -2,6 +2,7 @@ package zstdchunked
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,23 @@ type VerifyOptions struct {
 	Limits Limits
 	// DiffID is the layer's diff_id from the image config, "" if unknown.
 	DiffID digest.Digest
+	// Stream, if set, receives the blob's plain decompression (the full-pull
+	// view) as Verify reads it, so that a caller can run checks of its own on
+	// the tar without decompressing the blob a second time. Verify closes it:
+	// with nil after the last byte, or with why the view stopped early. Its
+	// reader must read to the end; *io.PipeWriter is such a writer.
+	Stream StreamWriter
 }
+
+// A StreamWriter receives a blob's uncompressed stream (VerifyOptions.Stream).
+type StreamWriter interface {
+	io.Writer
+	CloseWithError(error) error
+}
+
+// ErrFullPullStopped closes VerifyOptions.Stream when the plain decompression
+// stopped before the end of the blob; the findings say why.
+var ErrFullPullStopped = errors.New("the blob's plain decompression (a full pull) stopped early: see " + CheckStream + " or " + CheckLimitDecompressedSize)
 
 // LayerInfo describes a verified layer (as far as it could be read).
 type LayerInfo struct {
@@ -89,7 +106,11 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64, annotations map[str
 	}
 	v.tsClaimed, v.plainEnd = -1, size
 	v.f = newFindings(v.lim.MaxFindings)
-	if err := v.run(); err != nil {
+	err := v.run()
+	if s := opts.Stream; s != nil && !v.streamClosed {
+		s.CloseWithError(cmp.Or(err, ErrFullPullStopped))
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	return v.info, v.f.result(), nil
@@ -160,6 +181,7 @@ type verifier struct {
 	// The tar-split.
 	tsClaimed    int64 // start of the tar-split's skippable frame as claimed, -1 if none
 	plainEnd     int64 // the full-pull view decodes [0, plainEnd)
+	streamClosed bool  // opts.Stream was closed by the full-pull view
 	tsPos        *position
 	tsTrusted    bool  // located, within limits, digest verified
 	tsConsistent bool  // and its headers match the TOC

@@ -55,6 +55,16 @@ func (v *verifier) views() error {
 		}()
 	}
 	plain, perr := v.plainView(cap, capFromTOC)
+	if s := v.opts.Stream; s != nil {
+		var serr error
+		if perr != nil {
+			serr = perr
+		} else if !plain.ok {
+			serr = ErrFullPullStopped
+		}
+		s.CloseWithError(serr)
+		v.streamClosed = true
+	}
 	wg.Wait()
 	if err := v.ctx.Err(); err != nil {
 		return err
@@ -425,6 +435,9 @@ func (v *verifier) plainView(cap int64, capFromTOC bool) (*plainResult, error) {
 	cr := &capReader{r: dec, max: cap}
 	h := sha256.New()
 	cw := &countWriter{w: h}
+	if v.opts.Stream != nil {
+		cw.w = io.MultiWriter(h, v.opts.Stream)
+	}
 	tee := io.TeeReader(cr, cw)
 
 	failed := false
