@@ -389,7 +389,7 @@ func synthBootstrap(t testing.TB, o synthOpts, root *synthInode, order []*synthI
 	// pass 1: sizes and data of each inode (dirents need only names)
 	for _, in := range order {
 		e := in.e
-		in.compact = o.compact && e.uid <= 0xffff && e.gid <= 0xffff && in.nlink <= 0xffff && len(e.data) < 1<<32 && e.mtime == int64(o.buildTime) && e.nsec == 0
+		in.compact = o.compact && e.uid <= 0xffff && e.gid <= 0xffff && in.nlink <= 0xffff && int64(len(e.data)) < 1<<32 && e.mtime == int64(o.buildTime) && e.nsec == 0
 		in.isize = InodeExtendedSize
 		if in.compact {
 			in.isize = InodeCompactSize

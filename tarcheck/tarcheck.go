@@ -82,12 +82,18 @@ func DefaultLimits() Limits {
 // archiveTarSpecialMax is archive/tar's maxSpecialFileSize.
 const archiveTarSpecialMax = 1 << 20
 
+// maxSequence is the most entries a layer may have: tar-split numbers them with a uint32. A
+// variable, so that the comparison also compiles where int has 32 bits.
+var maxSequence int64 = math.MaxUint32 - 1
+
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = d.MaxEntries
 	}
-	l.MaxEntries = min(l.MaxEntries, math.MaxUint32-1) // sequence numbers are uint32
+	if int64(l.MaxEntries) > maxSequence { // sequence numbers are uint32 (a 64-bit int only)
+		l.MaxEntries = int(maxSequence)
+	}
 	if l.MaxNameLength <= 0 {
 		l.MaxNameLength = d.MaxNameLength
 	}

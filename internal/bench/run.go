@@ -64,7 +64,7 @@ func measure(cmd *exec.Cmd, tmpDir string) (*measurement, error) {
 	<-polled
 	m := &measurement{secs: secs, tmpPeak: peak.Load(), stdout: stdout.Bytes(), stderr: stderr.Bytes()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.rssKiB = ru.Maxrss
+		m.rssKiB = int64(ru.Maxrss) // int32 on 32-bit platforms
 		m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	if err != nil {

@@ -201,7 +201,7 @@ var xattrNamespaces = []string{"security.", "user.", "trusted.", "system.posix_a
 func (b *rootfsBuilder) entryOf(c candidate) (Entry, error) {
 	m := c.fi.Mode()
 	e := Entry{Name: c.name, Mode: int64(m.Perm()), UID: int(c.st.Uid), GID: int(c.st.Gid),
-		ModTime: time.Unix(c.st.Mtim.Sec, c.st.Mtim.Nsec).UTC(), Format: tar.FormatPAX}
+		ModTime: time.Unix(int64(c.st.Mtim.Sec), int64(c.st.Mtim.Nsec)).UTC(), Format: tar.FormatPAX}
 	if m&fs.ModeSetuid != 0 {
 		e.Mode |= 0o4000
 	}
@@ -231,7 +231,7 @@ func (b *rootfsBuilder) entryOf(c candidate) (Entry, error) {
 		if m&fs.ModeCharDevice != 0 {
 			e.Type = tar.TypeChar
 		}
-		dev := c.st.Rdev
+		dev := uint64(c.st.Rdev)
 		e.Devmajor, e.Devminor = int64((dev>>8)&0xfff|(dev>>32)&^0xfff), int64(dev&0xff|(dev>>12)&^0xff)
 	}
 	if e.Type != tar.TypeSymlink { // syscall has no llistxattr; symlinks rarely carry any
@@ -378,7 +378,7 @@ func (b *rootfsBuilder) addSource(dir string, budget int64) error {
 	}
 	used := int64(0)
 	for _, c := range append(regs, plain...) {
-		key := [2]uint64{uint64(c.st.Dev), c.st.Ino}
+		key := [2]uint64{uint64(c.st.Dev), uint64(c.st.Ino)}
 		if b.inodes[key] != nil {
 			continue
 		}
@@ -400,7 +400,7 @@ func (b *rootfsBuilder) addSource(dir string, budget int64) error {
 			return err
 		}
 		if m.IsRegular() {
-			ch := b.inodes[[2]uint64{uint64(c.st.Dev), c.st.Ino}]
+			ch := b.inodes[[2]uint64{uint64(c.st.Dev), uint64(c.st.Ino)}]
 			if !ch.taken {
 				b.stats.Skipped++
 				continue

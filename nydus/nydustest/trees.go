@@ -99,7 +99,7 @@ func DirTree(t testing.TB, root string, xattrs bool) tree.Tree {
 			return err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		n := tree.Node{Mode: permBits(fi.Mode()), UID: int(st.Uid), GID: int(st.Gid), ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC()}
+		n := tree.Node{Mode: permBits(fi.Mode()), UID: int(st.Uid), GID: int(st.Gid), ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)).UTC()}
 		if n.Type, err = typeOf(fi.Mode()); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
