@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,17 @@ func TestCLIEndToEnd(t *testing.T) {
 	var res verify.Result
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || !res.Valid {
 		t.Fatalf("verify exit %d: %s", code, stdout)
+	}
+	// The text summary counts errors and warnings apart, in the singular for one.
+	code, stdout, _ = fmtconv(t, "verify", dst)
+	warnings := 0
+	for _, f := range res.Findings {
+		if f.Severity == "warning" {
+			warnings++
+		}
+	}
+	if want := fmt.Sprintf("%s: valid (1 manifest, 1 layer; 0 errors, %s)\n", dst, count(warnings, "warning")); code != 0 || !strings.HasSuffix(stdout, want) || len(res.Manifests[0].Layers) != 1 || warnings < 2 {
+		t.Fatalf("verify text exit %d: %q, want it to end %q", code, stdout, want)
 	}
 	code, stdout, _ = fmtconv(t, "inspect", dst)
 	if code != 0 || !strings.Contains(stdout, "zstd") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/fmtconv/fmtconv/check"
 	"io"
 	"strings"
 
@@ -66,7 +67,22 @@ func printVerify(w io.Writer, res *verify.Result) {
 	if !res.Valid {
 		status = "INVALID"
 	}
-	fmt.Fprintf(w, "%s: %s (%d manifests, %d layers, %d findings)\n", res.Image, status, len(res.Manifests), layers, len(res.Findings))
+	errs := 0
+	for _, f := range res.Findings {
+		if f.Severity == check.Error {
+			errs++
+		}
+	}
+	fmt.Fprintf(w, "%s: %s (%s, %s; %s, %s)\n", res.Image, status, count(len(res.Manifests), "manifest"), count(layers, "layer"),
+		count(errs, "error"), count(len(res.Findings)-errs, "warning"))
+}
+
+// count is "1 layer", "2 layers".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func inspectCommand() *cli.Command {
