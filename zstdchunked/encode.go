@@ -166,8 +166,7 @@ func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOp
 		level = 3
 	}
 	newEncoder := func(dest io.Writer) (*zstd.Encoder, error) {
-		// Same options as c/storage's minimal.ZstdWriterWithLevel.
-		return zstd.NewWriter(dest, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
+		return zstd.NewWriter(dest, encoderOptions(level)...)
 	}
 
 	bw := bufio.NewWriterSize(w, 1<<20)

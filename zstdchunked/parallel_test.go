@@ -513,3 +513,51 @@ func TestTOCWriterMatchesMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestLowerEncoderMemSameBytes backs encoderOptions: a smaller history buffer
+// does not change what klauspost's encoder writes, streaming (Write + Close,
+// with its own goroutines or without) or EncodeAll, even for a frame far
+// longer than the window whose matches reach back across the points where
+// the history is moved down.
+func TestLowerEncoderMemSameBytes(t *testing.T) {
+	rnd := rand.New(rand.NewSource(7))
+	block := make([]byte, 3<<20)
+	for i := range block {
+		block[i] = byte('a' + rnd.Intn(20)) // compressible, with matches 3 MiB back
+	}
+	var in []byte
+	for range 5 { // 15 MiB: moved down with the smaller history (one 8 MiB window and a block), not without (16 MiB)
+		in = append(in, block...)
+		in = append(in, byte(rnd.Intn(256)))
+	}
+	for _, level := range []int{1, 3, 10} {
+		ref := zstd.EncoderLevelFromZstd(level)
+		var want []byte
+		for _, opts := range [][]zstd.EOption{
+			{zstd.WithEncoderLevel(ref)},
+			encoderOptions(level),
+			append(encoderOptions(level), zstd.WithEncoderConcurrency(1)),
+		} {
+			var b bytes.Buffer
+			e, err := zstd.NewWriter(&b, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p := in; len(p) > 0; {
+				n := min(len(p), 1<<20+17)
+				e.Write(p[:n])
+				p = p[n:]
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			all := e.EncodeAll(in[:100<<10], nil)
+			got := append(b.Bytes(), all...)
+			if want == nil {
+				want = bytes.Clone(got)
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("level %d: %d bytes with a smaller history, %d without (first difference at %d)", level, len(got), len(want), firstDiff(got, want))
+			}
+		}
+	}
+}
