@@ -153,10 +153,10 @@ const (
 // Since then: the crc64 folds with PCLMULQDQ (crc64.go; 3% -> 0.4%), fmtconv
 // passes NoDiffID and NoDigest (its own reader and writer hash the tar and the
 // blob), and gzip layers are inflated by internal/gunzip (about twice as fast
-// as klauspost's flate). `make bench` of 2026-11-23 16:42 (medians of 5, the
-// README's table): fmtconv convert gzip -> zstd:chunked L3 1.87 s, 3.44 CPU s,
-// against 1.57 s for the floor (1.19x) and 5.72 s for compressor.ZstdCompressor
-// (3.06x faster), byte-identical to it.
+// as klauspost's flate). `make bench` of 2026-11-23 17:44 (medians of 5, the
+// README's table): fmtconv convert gzip -> zstd:chunked L3 1.85 s, 3.42 CPU s,
+// against 1.53 s for the floor (1.21x) and 5.84 s for compressor.ZstdCompressor
+// (3.16x faster), byte-identical to it.
 func Encode(ctx context.Context, w io.Writer, tarStream io.Reader, opts EncodeOptions) (*EncodeResult, error) {
 	if ctx == nil {
 		ctx = context.Background()
