@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -407,6 +409,8 @@ func (f *FS) verifyChunks(out *findings, opts *VerifyOptions) {
 		}
 	}
 	blobWarned := map[int]bool{}
+	data := newDataChecks(f, out)
+	defer data.finish()
 	f.walkNodes(func(n *node) {
 		in := n.in
 		if in.ftype != FileTypeReg || !in.chunkBased || done[in.nid] {
@@ -464,7 +468,7 @@ func (f *FS) verifyChunks(out *findings, opts *VerifyOptions) {
 				continue
 			}
 			checked[key] = true
-			f.verifyChunkData(&ref, s, path, k, out)
+			data.check(ref, s, path, k)
 		}
 		if in.chunkBits > uint(trailingZeros(f.ext.ChunkSize)) && !contiguous {
 			out.errorf(CheckChunkIndex, path, "inode chunk size 2^%d needs contiguous blocks, but the chunks are not contiguous (EROFS would read wrong data)", in.chunkBits)
@@ -486,6 +490,57 @@ func trailingZeros(x uint32) int {
 		n++
 	}
 	return n
+}
+
+// dataChecks decompresses and hashes chunks (most of a verify's work) on GOMAXPROCS workers
+// while the walk goes on. Each chunk's findings are added to out in the order the walk met the
+// chunks, after the walk, so the result does not depend on scheduling.
+type dataChecks struct {
+	f    *FS
+	out  *findings
+	jobs []*dataJob
+	work chan *dataJob
+	wg   sync.WaitGroup
+}
+
+type dataJob struct {
+	ref  ChunkRef
+	s    *blobState
+	path string
+	k    uint64
+	out  *findings
+}
+
+func newDataChecks(f *FS, out *findings) *dataChecks {
+	d := &dataChecks{f: f, out: out, work: make(chan *dataJob, 64)}
+	for range runtime.GOMAXPROCS(0) {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for j := range d.work {
+				f.verifyChunkData(&j.ref, j.s, j.path, j.k, j.out)
+			}
+		}()
+	}
+	return d
+}
+
+// check queues chunk k of path (ref, resolved in s by the walk) for its data checks.
+func (d *dataChecks) check(ref ChunkRef, s *blobState, path string, k uint64) {
+	j := &dataJob{ref: ref, s: s, path: path, k: k, out: newFindings(d.out.max)}
+	d.jobs = append(d.jobs, j)
+	d.work <- j
+}
+
+// finish waits for the workers and adds their findings in walk order.
+func (d *dataChecks) finish() {
+	close(d.work)
+	d.wg.Wait()
+	for _, j := range d.jobs {
+		for _, fd := range j.out.list {
+			d.out.add(fd)
+		}
+	}
 }
 
 func (f *FS) verifyChunkData(ref *ChunkRef, s *blobState, path string, k uint64, out *findings) {

@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/internal/testimages"
 	"github.com/fmtconv/fmtconv/internal/tree"
 )
@@ -670,6 +672,46 @@ func TestBlake3CompressUnrolled(t *testing.T) {
 		c, bl, fl := rng.Uint64(), rng.Uint32()&127, rng.Uint32()&15
 		if b3Compress(&cv, &m, c, bl, fl) != b3CompressRef(&cv, &m, c, bl, fl) {
 			t.Fatalf("case %d differs", i)
+		}
+	}
+}
+
+// TestVerifyDataFindingsDeterministic: chunk data is checked on GOMAXPROCS
+// workers, yet a blob with many damaged chunks gives the same findings in the
+// same order whatever GOMAXPROCS is, one per damaged chunk.
+func TestVerifyDataFindingsDeterministic(t *testing.T) {
+	l, _ := testimages.LayerByName(testimages.LayerBasic)
+	_, blob := pack(t, l.Tar, PackOptions{ChunkSize: 4096})
+	lb, err := ParseLayerBlob(bytes.NewReader(blob), int64(len(blob)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, ok := lb.Section(SectionBlob)
+	if !ok || data.Size < 1<<16 {
+		t.Fatalf("chunk data section %+v", data)
+	}
+	damaged := bytes.Clone(blob)
+	for i := int64(1); i <= 12; i++ {
+		damaged[data.Offset+data.Size*i/13] ^= 0x5a
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	var first []check.Finding
+	for _, procs := range []int{1, 2, 4} {
+		runtime.GOMAXPROCS(procs)
+		fs := VerifyLayer(bytes.NewReader(damaged), int64(len(damaged)), nil, &VerifyOptions{MaxFindingsPerCheck: 100})
+		n := 0
+		for _, f := range fs {
+			if f.Check == CheckChunkDigest {
+				n++
+			}
+		}
+		if n < 8 {
+			t.Fatalf("GOMAXPROCS=%d: %d chunk digest findings for 12 damaged bytes: %v", procs, n, fs)
+		}
+		if first == nil {
+			first = fs
+		} else if !reflect.DeepEqual(fs, first) {
+			t.Fatalf("GOMAXPROCS=%d: findings differ from GOMAXPROCS=1:\n%v\n%v", procs, fs, first)
 		}
 	}
 }
