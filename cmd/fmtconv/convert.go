@@ -41,7 +41,7 @@ func convertCommand() *cli.Command {
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "manifest type: oci or v2s2 (default: keep the source's where the target allows)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "convert only this os/arch[/variant] of an index (repeatable)"},
 		&cli.BoolFlag{Name: "force", Usage: "re-encode layers that are already in the target format"},
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "layers converted at once"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 2, Usage: "layers converted at once, as far as the memory limit allows"},
 		&cli.StringFlag{Name: "digestfile", Usage: "write the digest of the top-level output manifest or index to `FILE`"},
 		&cli.StringFlag{Name: "report", Usage: "write a JSON report, one entry per layer, to `FILE` (- for stdout)"},
 		&cli.StringFlag{Name: "tmpdir", Usage: "directory for temporary layer files (default $TMPDIR)"},
