@@ -5,19 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/fmtconv/fmtconv/internal/jobs"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/transport"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 )
 
 // maxConfigSize bounds how much of a config blob is read into memory.
@@ -383,7 +380,7 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 			add(&layerJob{desc: l, index: i, plan: img.plan.Layers[i], configDiffID: want})
 		}
 	}
-	return runBounded(ctx, len(order), c.jobs, memoryBudget(), func(i int) int64 { return c.layerMemory(order[i]) },
+	return jobs.RunBounded(ctx, len(order), c.jobs, jobs.MemoryBudget(), func(i int) int64 { return c.layerMemory(order[i]) },
 		func(ctx context.Context, i int) error {
 			j := order[i]
 			if err := c.retry(ctx, "layer "+j.desc.Digest.String(), func() error { return c.convertLayer(ctx, j) }); err != nil {
@@ -391,41 +388,6 @@ func (c *converter) convertLayers(ctx context.Context, images []*image) error {
 			}
 			return nil
 		})
-}
-
-// runBounded runs run(0) … run(n-1), in that order, at most jobs at once and, together, within
-// budget by weight (a weight over the budget counts as the whole budget, so every item runs).
-// The first error cancels the others' context and is returned.
-func runBounded(ctx context.Context, n, jobs int, budget int64, weight func(int) int64, run func(context.Context, int) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	sem := semaphore.NewWeighted(budget)
-	for i := range n {
-		g.Go(func() error {
-			w := min(weight(i), budget)
-			if err := sem.Acquire(gctx, w); err != nil {
-				return err
-			}
-			defer sem.Release(w)
-			return run(gctx, i)
-		})
-	}
-	return g.Wait()
-}
-
-// memoryBudget is how much live memory the layers converting at once may use together: the
-// process's memory limit (debug.SetMemoryLimit; the CLI sets 160 MiB unless GOMEMLIMIT is set)
-// less what the rest of a run keeps. --jobs runs layers side by side only within it: past the
-// limit the collector runs without pause, and two zstd:chunked encodes at once took 9.7 s and
-// 504 collections where one after the other took 7.3 s and 11 (GOROOT corpus plus 588 MB of
-// /usr/share, 2 cores). Without a limit there is no budget.
-func memoryBudget() int64 {
-	const rest = 32 << 20
-	limit := debug.SetMemoryLimit(-1)
-	if limit == math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return max(limit-rest, 16<<20)
 }
 
 // layerMemory is the live memory a layer job is expected to use (layerformat.EncodeMemory).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/internal/hashio"
+	"github.com/fmtconv/fmtconv/internal/jobs"
 	"github.com/fmtconv/fmtconv/layerformat"
 	"github.com/fmtconv/fmtconv/manifestedit"
 	"github.com/fmtconv/fmtconv/nydus"
@@ -216,27 +217,92 @@ func (w *walker) image(ctx context.Context, raw []byte, mt string, desc ocispec.
 			}
 		}
 	}
+	mr.Layers = make([]LayerResult, len(m.Layers))
 	for i, l := range m.Layers {
-		lr := LayerResult{Index: i, Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, Annotations: l.Annotations}
+		mr.Layers[i] = LayerResult{Index: i, Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, Annotations: l.Annotations}
 		if diffIDs != nil {
-			lr.DiffID = diffIDs[i]
+			mr.Layers[i].DiffID = diffIDs[i]
 		}
-		if isImage {
-			if err := w.layer(ctx, md, l, &lr); err != nil {
-				return err
-			}
-		} else if w.full {
-			if err := w.blob(ctx, md, l, &lr); err != nil {
-				return err
-			}
-		}
-		mr.Layers = append(mr.Layers, lr)
+	}
+	if err := w.layers(ctx, md, m.Layers, mr.Layers, isImage); err != nil {
+		return err
 	}
 	if w.full {
 		w.checkNydusBootstrap(md, m.Layers)
 	}
 	w.res.Manifests = append(w.res.Manifests, mr)
 	return nil
+}
+
+// layers checks a manifest's layers (or, for artifacts, its blobs). Verify reads two at once
+// (within the memory budget, see internal/jobs), each into a walker of its own whose findings are
+// added in layer order afterwards, so the result does not depend on scheduling; inspect reads
+// only heads, one after the other.
+func (w *walker) layers(ctx context.Context, md digest.Digest, ls []ocispec.Descriptor, lrs []LayerResult, isImage bool) error {
+	check := func(w *walker, ctx context.Context, i int) error {
+		if isImage {
+			return w.layer(ctx, md, ls[i], &lrs[i])
+		}
+		if w.full {
+			return w.blob(ctx, md, ls[i], &lrs[i])
+		}
+		return nil
+	}
+	if !w.full {
+		for i := range ls {
+			if err := check(w, ctx, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	subs := make([]*walker, len(ls))
+	err := jobs.RunBounded(ctx, len(ls), layerJobs, jobs.MemoryBudget(), func(i int) int64 { return verifyMemory(ls[i]) },
+		func(ctx context.Context, i int) error {
+			subs[i] = &walker{src: w.src, res: &Result{}, full: w.full, limits: w.limits, tempDir: w.tempDir}
+			return check(subs[i], ctx, i)
+		})
+	for _, sub := range subs {
+		if sub == nil {
+			continue
+		}
+		w.res.Findings = append(w.res.Findings, sub.res.Findings...)
+		if sub.nydusBoot != nil {
+			// The manifest's bootstrap layer (checked once every layer is read); if there are
+			// several, the last one, as nydus-snapshotter takes it.
+			w.dropNydusBootstrap()
+			w.nydusBoot, w.nydusBootSize = sub.nydusBoot, sub.nydusBootSize
+		}
+	}
+	if err != nil {
+		w.dropNydusBootstrap()
+	}
+	return err
+}
+
+// layerJobs is how many layers verify reads at once: with two, the second layer's download and
+// decompression run beside the first's, which leaves a core idle on its own about half the time.
+const layerJobs = 2
+
+// verifyMemory is about how much live memory checking one layer needs: a decoder and the tar
+// scan, plus, for chunked formats, their own pass over the spooled blob.
+func verifyMemory(l ocispec.Descriptor) int64 {
+	switch layerformat.KindFromMediaType(l.MediaType) {
+	case layerformat.Gzip, layerformat.Uncompressed:
+		if _, ok := l.Annotations[layerformat.AnnotationEstargzTOCDigest]; !ok {
+			return 32 << 20
+		}
+	}
+	return 96 << 20
+}
+
+// dropNydusBootstrap removes a spooled bootstrap that will not be checked.
+func (w *walker) dropNydusBootstrap() {
+	if w.nydusBoot != nil {
+		w.nydusBoot.Close()
+		os.Remove(w.nydusBoot.Name())
+		w.nydusBoot = nil
+	}
 }
 
 func (w *walker) readConfig(ctx context.Context, d ocispec.Descriptor, md digest.Digest) ([]byte, error) {

@@ -1,4 +1,4 @@
-package convert
+package jobs
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/fmtconv/fmtconv/layerformat"
 )
 
-// TestRunBoundedMemoryBudget: layers run side by side only while their weights fit the budget.
+// TestRunBoundedMemoryBudget: jobs run side by side only while their weights fit the budget.
 // Each job waits (up to a second) for a second job to run beside it, so a run that may overlap
 // does, and the peak number of jobs running at once tells whether the budget held.
 func TestRunBoundedMemoryBudget(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRunBoundedMemoryBudget(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var running, peak, done atomic.Int32
-			err := runBounded(context.Background(), len(c.weights), c.jobs, c.budget, func(i int) int64 { return c.weights[i] },
+			err := RunBounded(context.Background(), len(c.weights), c.jobs, c.budget, func(i int) int64 { return c.weights[i] },
 				func(ctx context.Context, i int) error {
 					n := running.Add(1)
 					defer running.Add(-1)
@@ -60,7 +60,7 @@ func TestRunBoundedMemoryBudget(t *testing.T) {
 func TestRunBoundedError(t *testing.T) {
 	boom := errors.New("boom")
 	var ran atomic.Int32
-	err := runBounded(context.Background(), 10, 1, math.MaxInt64, func(int) int64 { return 1 }, func(ctx context.Context, i int) error {
+	err := RunBounded(context.Background(), 10, 1, math.MaxInt64, func(int) int64 { return 1 }, func(ctx context.Context, i int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -79,11 +79,11 @@ func TestRunBoundedError(t *testing.T) {
 func TestMemoryBudget(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	debug.SetMemoryLimit(160 << 20)
-	if got := memoryBudget(); got != 128<<20 {
+	if got := MemoryBudget(); got != 128<<20 {
 		t.Errorf("limit 160 MiB: budget %d MiB, want 128", got>>20)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
-	if got := memoryBudget(); got != math.MaxInt64 {
+	if got := MemoryBudget(); got != math.MaxInt64 {
 		t.Errorf("no limit: budget %d, want none", got)
 	}
 }
