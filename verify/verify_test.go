@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -166,6 +167,43 @@ func TestOneDecodePass(t *testing.T) {
 					t.Errorf("%d layer.decode errors: %v", n, res.Findings)
 				}
 			})
+		}
+	}
+}
+
+// TestLayerFindingsInLayerOrder: verify reads layers side by side, yet findings come in layer
+// order and the same every time.
+func TestLayerFindingsInLayerOrder(t *testing.T) {
+	basic, _ := testimages.LayerByName(testimages.LayerBasic)
+	wh, _ := testimages.LayerByName(testimages.LayerWhiteouts)
+	traversal := testimages.MustBuildTar([]testimages.Entry{testimages.File("../../etc/evil", 0o644, testimages.String("x"))}, testimages.Ending{Kind: testimages.EndEOF})
+	wrong := digest.Digest("sha256:" + strings.Repeat("1", 64))
+	dir := t.TempDir()
+	spec := testimages.ImageSpec{Layers: []testimages.LayerBlob{
+		{Tar: basic.Tar, Compression: testimages.Gzip, DiffID: wrong},
+		{Tar: traversal, Compression: testimages.Zstd},
+		{Tar: wh.Tar, Compression: testimages.Gzip, DiffID: wrong},
+		{Tar: traversal, Compression: testimages.Gzip},
+	}}
+	if _, err := testimages.WriteOCILayout(dir, "x", spec); err != nil {
+		t.Fatal(err)
+	}
+	var first []check.Finding
+	for range 5 {
+		res := mustVerify(t, "oci:"+dir+":x")
+		var layers []int
+		for _, f := range res.Findings {
+			if f.Layer != nil {
+				layers = append(layers, *f.Layer)
+			}
+		}
+		if !slices.IsSorted(layers) || len(slices.Compact(slices.Clone(layers))) != 4 {
+			t.Fatalf("findings by layer %v, want every layer, in order: %v", layers, res.Findings)
+		}
+		if first == nil {
+			first = res.Findings
+		} else if !reflect.DeepEqual(first, res.Findings) {
+			t.Fatalf("findings differ between runs:\n%v\n%v", first, res.Findings)
 		}
 	}
 }
