@@ -187,7 +187,7 @@ func printReportTable(w io.Writer, rep *convert.Report) {
 			l.Target.Format, l.Target.Size, l.Action, l.Seconds, short(l.Target.Digest))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "wrote %s %s (%s, %d manifests, %d layers, %.2fs)\n", rep.Destination, rep.Digest, rep.TargetDescription(), len(rep.Manifests), len(rep.Layers), rep.Seconds)
+	fmt.Fprintf(w, "wrote %s %s (%s, %s, %s, %.2fs)\n", rep.Destination, rep.Digest, rep.TargetDescription(), count(len(rep.Manifests), "manifest"), count(len(rep.Layers), "layer"), rep.Seconds)
 }
 
 func short(d fmt.Stringer) string {

@@ -83,6 +83,12 @@ func TestCLIEndToEnd(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || !res.Valid {
 		t.Fatalf("verify exit %d: %s", code, stdout)
 	}
+	// Without --report, convert ends with a one-line summary, in the singular for one.
+	dst2 := "oci:" + filepath.Join(dir, "out2") + ":z"
+	code, stdout, stderr = fmtconv(t, "convert", src, dst2, "--to", "zstd")
+	if summary := "(zstd level 3, 1 manifest, 1 layer, "; code != 0 || !strings.Contains(stdout+stderr, "wrote "+dst2+" sha256:") || !strings.Contains(stdout+stderr, summary) {
+		t.Fatalf("convert exit %d, want a summary with %q:\n%s%s", code, summary, stdout, stderr)
+	}
 	// The text summary counts errors and warnings apart, in the singular for one.
 	code, stdout, _ = fmtconv(t, "verify", dst)
 	warnings := 0
