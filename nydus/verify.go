@@ -493,15 +493,19 @@ func trailingZeros(x uint32) int {
 }
 
 // dataChecks decompresses and hashes chunks (most of a verify's work) on GOMAXPROCS workers
-// while the walk goes on. Each chunk's findings are added to out in the order the walk met the
-// chunks, after the walk, so the result does not depend on scheduling.
+// while the walk goes on. Findings are added to out in the order the walk met the chunks: the
+// walk takes in the oldest chunk's findings whenever maxPendingChunks are in flight, and the rest
+// at the end, so memory stays bounded and the result does not depend on scheduling.
 type dataChecks struct {
-	f    *FS
-	out  *findings
-	jobs []*dataJob
-	work chan *dataJob
-	wg   sync.WaitGroup
+	out     *findings
+	pending []*dataJob // in walk order
+	work    chan *dataJob
+	wg      sync.WaitGroup
 }
+
+// maxPendingChunks bounds the chunks queued or being checked. It must not depend on GOMAXPROCS:
+// when findings are taken in decides their order among the walk's own.
+const maxPendingChunks = 64
 
 type dataJob struct {
 	ref  ChunkRef
@@ -509,16 +513,18 @@ type dataJob struct {
 	path string
 	k    uint64
 	out  *findings
+	done chan struct{}
 }
 
 func newDataChecks(f *FS, out *findings) *dataChecks {
-	d := &dataChecks{f: f, out: out, work: make(chan *dataJob, 64)}
+	d := &dataChecks{out: out, work: make(chan *dataJob, maxPendingChunks)}
 	for range runtime.GOMAXPROCS(0) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			for j := range d.work {
 				f.verifyChunkData(&j.ref, j.s, j.path, j.k, j.out)
+				close(j.done)
 			}
 		}()
 	}
@@ -527,20 +533,31 @@ func newDataChecks(f *FS, out *findings) *dataChecks {
 
 // check queues chunk k of path (ref, resolved in s by the walk) for its data checks.
 func (d *dataChecks) check(ref ChunkRef, s *blobState, path string, k uint64) {
-	j := &dataJob{ref: ref, s: s, path: path, k: k, out: newFindings(d.out.max)}
-	d.jobs = append(d.jobs, j)
+	if len(d.pending) == maxPendingChunks {
+		d.takeOldest()
+	}
+	j := &dataJob{ref: ref, s: s, path: path, k: k, out: newFindings(d.out.max), done: make(chan struct{})}
+	d.pending = append(d.pending, j)
 	d.work <- j
 }
 
-// finish waits for the workers and adds their findings in walk order.
+// takeOldest waits for the oldest pending chunk and adds its findings.
+func (d *dataChecks) takeOldest() {
+	j := d.pending[0]
+	d.pending = d.pending[1:]
+	<-j.done
+	for _, fd := range j.out.list {
+		d.out.add(fd)
+	}
+}
+
+// finish adds the findings of the chunks still pending and stops the workers.
 func (d *dataChecks) finish() {
+	for len(d.pending) > 0 {
+		d.takeOldest()
+	}
 	close(d.work)
 	d.wg.Wait()
-	for _, j := range d.jobs {
-		for _, fd := range j.out.list {
-			d.out.add(fd)
-		}
-	}
 }
 
 func (f *FS) verifyChunkData(ref *ChunkRef, s *blobState, path string, k uint64, out *findings) {
