@@ -323,11 +323,12 @@ type streamCheck struct {
 	toc  *TOC
 	size int64
 
-	byOffset map[int64][]int // TOC data entries by Offset
-	matched  map[int64]bool  // offsets found at a member start
-	members  map[int64]int64 // member start -> uncompressed offset
-	files    map[int]*fileState
-	fileOf   []int // TOC index -> index of its reg entry
+	byOffset   map[int64][]int // TOC data entries by Offset
+	matched    map[int64]bool  // offsets found at a member start
+	members    map[int64]int64 // member start -> uncompressed offset
+	lastMember int64           // the last member's start, -1 before the first
+	files      map[int]*fileState
+	fileOf     []int // TOC index -> index of its reg entry
 
 	pending  []*chunkRange // sorted by start, not started
 	active   []*chunkRange
@@ -350,7 +351,7 @@ func (s *streamCheck) tarError(format string, a ...any) error {
 }
 
 func newStreamCheck(f *findings, toc *TOC, size int64) *streamCheck {
-	s := &streamCheck{f: f, toc: toc, size: size, members: map[int64]int64{}, diffID: sha256.New(),
+	s := &streamCheck{f: f, toc: toc, size: size, members: map[int64]int64{}, lastMember: -1, diffID: sha256.New(),
 		byOffset: map[int64][]int{}, matched: map[int64]bool{}, files: map[int]*fileState{}, expected: map[int]int64{}}
 	if toc == nil {
 		return s
@@ -377,6 +378,7 @@ func newStreamCheck(f *findings, toc *TOC, size int64) *streamCheck {
 // uncompressed offset u.
 func (s *streamCheck) member(c, u int64) {
 	s.members[c] = u
+	s.lastMember = c
 	idxs, ok := s.byOffset[c]
 	if !ok {
 		return
@@ -458,23 +460,18 @@ func (s *streamCheck) finish(r *chunkRange) {
 	}
 }
 
-// memberReader decompresses the blob, noting where each gzip member starts.
-// The inflating runs on a goroutine of its own, ahead of the checks that read
-// the stream; member starts are told (to onStart) before any byte of the member
-// is returned.
+// memberReader decompresses the blob, telling onStart where each gzip member
+// starts before any byte of that member is returned. The inflating runs on a
+// goroutine of its own, ahead of the checks that read the stream.
 type memberReader struct {
-	ctx    context.Context
-	zr     *gunzip.Reader // nil: the blob is empty, or its first header is bad (err)
-	starts []int64
-	err    error // the first decompression error
+	ctx context.Context
+	zr  *gunzip.Reader // nil: the blob is empty, or its first header is bad (err)
+	err error          // the first decompression error
 }
 
 func newMemberReader(ctx context.Context, ra io.ReaderAt, size int64, onStart func(c, u int64)) *memberReader {
 	m := &memberReader{ctx: ctx}
-	zr, err := gunzip.NewParallelReader(io.NewSectionReader(ra, 0, size), gunzip.OnMember(func(mb gunzip.Member) {
-		m.starts = append(m.starts, mb.Offset)
-		onStart(mb.Offset, mb.Out)
-	}))
+	zr, err := gunzip.NewParallelReader(io.NewSectionReader(ra, 0, size), gunzip.OnMember(func(mb gunzip.Member) { onStart(mb.Offset, mb.Out) }))
 	if err != nil && err != io.EOF {
 		m.err = fmt.Errorf("gzip member at offset 0: %w", err)
 	}
@@ -534,17 +531,17 @@ func (s *streamCheck) run(ctx context.Context, ra io.ReaderAt, size int64, tee S
 	if _, err := io.Copy(io.Discard, stream); err != nil {
 		return 0, "", err
 	}
-	s.afterPass(mr.starts)
+	s.afterPass()
 	return s.pos, digest.NewDigest(digest.SHA256, s.diffID), nil
 }
 
 // afterPass reports what only the whole pass can tell.
-func (s *streamCheck) afterPass(starts []int64) {
+func (s *streamCheck) afterPass() {
 	if s.toc == nil {
 		return
 	}
 	ft := s.size - s.toc.Footer.Size()
-	if len(starts) == 0 || starts[len(starts)-1] != ft {
+	if s.lastMember != ft {
 		s.f.errorf(CheckFooter, "the last gzip member does not start at the footer (offset %d)", ft)
 	}
 	if _, ok := s.members[s.toc.Footer.TOCOffset]; !ok {

@@ -54,7 +54,8 @@ func (w *walker) checksWithScan(ctx context.Context, l ocispec.Descriptor, lr *L
 		done <- scanned{fs, err}
 	}()
 	info, fs, err := w.streamingFormatChecks(ctx, f, spool, size, l.Annotations, lr.DiffID, pw)
-	// The format closed the stream already, unless it failed before its pass.
+	// The format closed the stream already, unless it failed before its pass (a pipe keeps the
+	// first close's error).
 	pw.CloseWithError(cmp.Or(err, errNoStream))
 	sc := <-done
 	if err != nil {
@@ -72,7 +73,7 @@ func (w *walker) checksWithScan(ctx context.Context, l ocispec.Descriptor, lr *L
 var errNoStream = errors.New("the format's checks did not decompress the layer")
 
 // streamingFormatChecks runs the checks a decodesOnce format package owns, writing the blob's
-// decompressed stream to stream and closing it. The diff_id and decoding are reported by the
+// decompressed stream to stream (the format closes it; checksWithScan does when it fails first). The diff_id and decoding are reported by the
 // scan of that stream (layer.diffid, layer.decode), so the format's own findings of those are
 // dropped.
 func (w *walker) streamingFormatChecks(ctx context.Context, f layerformat.Format, spool *os.File, size int64,
@@ -115,7 +116,6 @@ func (w *walker) streamingFormatChecks(ctx context.Context, f layerformat.Format
 		}
 		return &ChunkedInfo{Dialect: string(info.Dialect), TOCDigest: info.TOCDigest, Entries: info.Entries, Chunks: info.Chunks, Details: info}, fs, nil
 	}
-	stream.CloseWithError(errNoStream)
 	return nil, nil, fmt.Errorf("%s: no streaming checks", f)
 }
 
@@ -219,8 +219,18 @@ func (w *walker) keepNydusBootstrap(e tarcheck.Entry, r io.Reader) error {
 		os.Remove(f.Name())
 		return err
 	}
+	w.dropNydusBootstrap() // a second image/image.boot entry replaces the first
 	w.nydusBoot, w.nydusBootSize = f, n
 	return nil
+}
+
+// dropNydusBootstrap removes the spooled bootstrap, once checked or when it will not be.
+func (w *walker) dropNydusBootstrap() {
+	if w.nydusBoot != nil {
+		w.nydusBoot.Close()
+		os.Remove(w.nydusBoot.Name())
+		w.nydusBoot = nil
+	}
 }
 
 // checkNydusBootstrap verifies a manifest's merged bootstrap: its structure, and that every blob
@@ -230,7 +240,7 @@ func (w *walker) checkNydusBootstrap(md digest.Digest, layers []ocispec.Descript
 	if w.nydusBoot == nil {
 		return
 	}
-	defer func() { w.nydusBoot.Close(); os.Remove(w.nydusBoot.Name()); w.nydusBoot = nil }()
+	defer w.dropNydusBootstrap()
 	var blobs []digest.Digest
 	for _, l := range layers {
 		if l.MediaType == layerformat.MediaTypeNydusBlob {
@@ -266,7 +276,7 @@ func (w *walker) inspectNydusBootstrap(ctx context.Context, md digest.Digest, r 
 	if w.nydusBoot == nil {
 		return nil
 	}
-	defer func() { w.nydusBoot.Close(); os.Remove(w.nydusBoot.Name()); w.nydusBoot = nil }()
+	defer w.dropNydusBootstrap()
 	if in, err := nydus.Inspect(w.nydusBoot, w.nydusBootSize); err == nil {
 		w.res.Nydus = append(w.res.Nydus, NydusInfo{Manifest: md, Info: in})
 	}

@@ -239,7 +239,7 @@ func (w *walker) image(ctx context.Context, raw []byte, mt string, desc ocispec.
 // added in layer order afterwards, so the result does not depend on scheduling; inspect reads
 // only heads, one after the other.
 func (w *walker) layers(ctx context.Context, md digest.Digest, ls []ocispec.Descriptor, lrs []LayerResult, isImage bool) error {
-	check := func(w *walker, ctx context.Context, i int) error {
+	checkOne := func(w *walker, ctx context.Context, i int) error {
 		if isImage {
 			return w.layer(ctx, md, ls[i], &lrs[i])
 		}
@@ -250,7 +250,7 @@ func (w *walker) layers(ctx context.Context, md digest.Digest, ls []ocispec.Desc
 	}
 	if !w.full {
 		for i := range ls {
-			if err := check(w, ctx, i); err != nil {
+			if err := checkOne(w, ctx, i); err != nil {
 				return err
 			}
 		}
@@ -260,7 +260,7 @@ func (w *walker) layers(ctx context.Context, md digest.Digest, ls []ocispec.Desc
 	err := jobs.RunBounded(ctx, len(ls), layerJobs, jobs.MemoryBudget(), func(i int) int64 { return verifyMemory(ls[i]) },
 		func(ctx context.Context, i int) error {
 			subs[i] = &walker{src: w.src, res: &Result{}, full: w.full, limits: w.limits, tempDir: w.tempDir}
-			return check(subs[i], ctx, i)
+			return checkOne(subs[i], ctx, i)
 		})
 	for _, sub := range subs {
 		if sub == nil {
@@ -294,15 +294,6 @@ func verifyMemory(l ocispec.Descriptor) int64 {
 		}
 	}
 	return 96 << 20
-}
-
-// dropNydusBootstrap removes a spooled bootstrap that will not be checked.
-func (w *walker) dropNydusBootstrap() {
-	if w.nydusBoot != nil {
-		w.nydusBoot.Close()
-		os.Remove(w.nydusBoot.Name())
-		w.nydusBoot = nil
-	}
 }
 
 func (w *walker) readConfig(ctx context.Context, d ocispec.Descriptor, md digest.Digest) ([]byte, error) {

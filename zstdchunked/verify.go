@@ -2,7 +2,6 @@ package zstdchunked
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,8 +106,15 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64, annotations map[str
 	v.tsClaimed, v.plainEnd = -1, size
 	v.f = newFindings(v.lim.MaxFindings)
 	err := v.run()
-	if s := opts.Stream; s != nil && !v.streamClosed {
-		s.CloseWithError(cmp.Or(err, ErrFullPullStopped))
+	if s := opts.Stream; s != nil {
+		switch {
+		case err != nil:
+			s.CloseWithError(err)
+		case v.info.UncompressedDigest == "": // set once the full-pull view reached the end
+			s.CloseWithError(ErrFullPullStopped)
+		default:
+			s.CloseWithError(nil)
+		}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -181,7 +187,6 @@ type verifier struct {
 	// The tar-split.
 	tsClaimed    int64 // start of the tar-split's skippable frame as claimed, -1 if none
 	plainEnd     int64 // the full-pull view decodes [0, plainEnd)
-	streamClosed bool  // opts.Stream was closed by the full-pull view
 	tsPos        *position
 	tsTrusted    bool  // located, within limits, digest verified
 	tsConsistent bool  // and its headers match the TOC

@@ -55,16 +55,6 @@ func (v *verifier) views() error {
 		}()
 	}
 	plain, perr := v.plainView(cap, capFromTOC)
-	if s := v.opts.Stream; s != nil {
-		var serr error
-		if perr != nil {
-			serr = perr
-		} else if !plain.ok {
-			serr = ErrFullPullStopped
-		}
-		s.CloseWithError(serr)
-		v.streamClosed = true
-	}
 	wg.Wait()
 	if err := v.ctx.Err(); err != nil {
 		return err

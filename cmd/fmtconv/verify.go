@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"github.com/fmtconv/fmtconv/check"
 	"io"
 	"strings"
 
+	"github.com/fmtconv/fmtconv/check"
 	"github.com/fmtconv/fmtconv/estargz"
 	"github.com/fmtconv/fmtconv/verify"
 	"github.com/urfave/cli/v2"

@@ -349,7 +349,7 @@ type async struct {
 }
 
 // NewParallelReader returns a Reader that decodes on a goroutine of its own,
-// up to four rounds (256 KiB each) ahead of its reader, so the decoding runs
+// up to four rounds (1 MiB each) ahead of its reader, so the decoding runs
 // beside whatever consumes the stream. Close stops the goroutine; the
 // underlying reader is read from that goroutine until then.
 func NewParallelReader(r io.Reader, opts ...Option) (*Reader, error) {
